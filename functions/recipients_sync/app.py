@@ -1,0 +1,24 @@
+"""RecipientsSyncFunction: on a schedule, Zoho Campaigns recipient data to S3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from trigger_relay import sync_service
+from trigger_relay.observability import logger, metrics
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = sync_service.run(context)
+    return {
+        "rows": report.rows,
+        "pages": report.pages,
+        "runs": [
+            {"campaign": r.campaign, "action": r.action, "rows": r.rows, "stopped": r.stopped,
+             "key": r.key}
+            for r in report.runs
+        ],
+    }

@@ -1,0 +1,47 @@
+"""Clients built once per execution environment, lazily, so tests can configure them first.
+
+AWS endpoints come from boto3's own AWS_ENDPOINT_URL, so the same code runs against AWS and the
+embedded local stack.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from botocore.config import Config
+
+from .credentials import ZohoTokens
+from .delivery import HTTP_TIMEOUT
+from .routes import RoutesFile, load_routes
+
+_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=20)
+
+
+@lru_cache(maxsize=None)
+def aws(service: str) -> Any:
+    return boto3.client(service, config=_BOTO_CONFIG)  # type: ignore[call-overload]
+
+
+@lru_cache(maxsize=1)
+def http() -> httpx.Client:
+    return httpx.Client(timeout=HTTP_TIMEOUT, limits=httpx.Limits(max_connections=20))
+
+
+@lru_cache(maxsize=4)
+def _routes(path: Path, mtime_ns: int) -> RoutesFile:
+    return load_routes(path)
+
+
+def routes(path: Path) -> RoutesFile:
+    """The routes file, parsed once and again only when it changes."""
+    return _routes(path, path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@lru_cache(maxsize=1)
+def zoho_tokens() -> ZohoTokens:
+    """One access-token cache per execution environment."""
+    return ZohoTokens(http())

@@ -1,0 +1,21 @@
+"""The one Logger and Metrics of the package, and how personal data is kept out of logs."""
+
+from __future__ import annotations
+
+import hashlib
+
+from aws_lambda_powertools import Logger, Metrics
+
+logger = Logger(service="trigger-relay")
+metrics = Metrics(namespace="TriggerRelay", service="trigger-relay")
+
+
+def mask_email(email: str) -> str:
+    """A log-safe stand-in for an address: first letter, domain and a short stable hash.
+
+    >>> mask_email("patricia@zylker.com")
+    'p***@zylker.com#36285d37'
+    """
+    local, _, domain = email.strip().partition("@")
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:8]
+    return f"{local[:1]}***@{domain}#{digest}"

@@ -1,0 +1,182 @@
+"""QuotaGate: call slots for a vendor API shared by every Lambda, in one DynamoDB item.
+
+The vendors count calls per API in windows of a few minutes and lock the API for 30 minutes
+when the count passes the limit. A fixed calendar window would allow twice the limit across
+a boundary, so slots are handed out as a schedule instead (GCRA, the "virtual scheduling" form):
+
+* the item holds ``tat``, the time the next slot starts, in epoch milliseconds;
+* a caller reserves the slot at ``tat`` and moves ``tat`` on by one interval
+  ``T = (window + margin) / (calls - 1)``; it then waits until its slot and calls the vendor.
+
+Any window of length ``window + margin`` then holds at most ``(window + margin) / T + 1 = calls``
+slot starts, so a vendor window of ``window`` holds at most ``calls`` calls even when clients'
+clocks differ, or calls arrive late, by up to ``margin`` altogether. Under a backlog ``tat`` is
+ahead of every clock and every reservation is one conditional ``UpdateItem`` that succeeds;
+concurrent callers are serialised by DynamoDB and get distinct slots. The lock check is part of
+the same condition, and a refused condition returns the item (``ALL_OLD``), so a denial costs
+no extra read and says when to come back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Limit(BaseModel):
+    """A vendor API's documented limit and how closely we run to it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    calls: int = Field(ge=2, description="calls allowed per window")
+    window_seconds: float = Field(gt=0)
+    lock_seconds: float = Field(default=1800, ge=0, description="how long the vendor locks")
+    safety_margin_seconds: float = Field(
+        default=2.0, ge=0, description="clock skew plus delivery delay allowed for"
+    )
+    max_wait_seconds: float = Field(
+        default=10.0, ge=0, description="how far ahead a caller may reserve and wait for a slot"
+    )
+
+    @model_validator(mode="after")
+    def _sane(self) -> Limit:
+        if self.safety_margin_seconds >= self.window_seconds:
+            raise ValueError("safety_margin_seconds must be shorter than window_seconds")
+        return self
+
+    @property
+    def interval(self) -> float:
+        """Seconds between slot starts."""
+        return (self.window_seconds + self.safety_margin_seconds) / (self.calls - 1)
+
+    def utilisation(self) -> float:
+        """The share of the documented limit a backlog gets: window / interval per window."""
+        return (self.window_seconds / self.interval) / self.calls
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    slot_at: float  # epoch seconds at which the call may be made
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    retry_at: float  # epoch seconds when asking again makes sense
+    locked: bool  # the vendor locked the API (not just a full schedule)
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+_NOT_LOCKED = "(attribute_not_exists(locked_until) OR locked_until <= :now)"
+
+
+class QuotaGate:
+    """Reserve call slots and record vendor locks; one item per (vendor, account, API)."""
+
+    def __init__(
+        self,
+        table: str,
+        client: Any,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._table = table
+        self._client = client
+        self._clock = clock
+        self._tat_seen: dict[str, int] = {}  # last tat seen per key, to pick the likely form
+        self.requests = 0  # DynamoDB requests made, for metrics and benchmarks
+
+    def reserve(self, key: str, limit: Limit) -> Grant | Denial:
+        """A slot to call at, or when to come back. At most three conditional writes."""
+        interval = _ms(limit.interval)
+        for _ in range(3):
+            now = _ms(self._clock())
+            backlog = self._tat_seen.get(key, 0) >= now
+            try:
+                if backlog:
+                    tat = self._update(
+                        key,
+                        "SET tat = tat + :t ADD granted :one",
+                        f"tat >= :now AND tat <= :horizon AND {_NOT_LOCKED}",
+                        {":t": interval, ":now": now, ":horizon": now + _ms(limit.max_wait_seconds)},
+                    )
+                else:
+                    tat = self._update(
+                        key,
+                        "SET tat = :next ADD granted :one",
+                        f"(attribute_not_exists(tat) OR tat < :now) AND {_NOT_LOCKED}",
+                        {":next": now + interval, ":now": now},
+                    )
+            except _Refused as refused:
+                item = refused.item
+                locked_until = int(item.get("locked_until", {"N": "0"})["N"])
+                tat = int(item.get("tat", {"N": "0"})["N"])
+                self._tat_seen[key] = tat
+                if locked_until > now:
+                    return Denial(locked_until / 1000, locked=True)
+                if tat > now + _ms(limit.max_wait_seconds):
+                    return Denial((tat - _ms(limit.max_wait_seconds)) / 1000, locked=False)
+                continue  # the other form applies now: try again
+            self._tat_seen[key] = tat
+            return Grant((tat - interval) / 1000)
+        return Denial(self._clock() + limit.interval, locked=False)
+
+    def record_lock(self, key: str, seconds: float) -> float:
+        """Record a lock the vendor reported, for every caller; returns when it ends."""
+        until = _ms(self._clock() + seconds)
+        try:
+            self._update(
+                key,
+                "SET locked_until = :until ADD locks :one",
+                "attribute_not_exists(locked_until) OR locked_until < :until",
+                {":until": until},
+            )
+        except _Refused:
+            pass  # a later lock end is already recorded
+        return until / 1000
+
+    def state(self, key: str) -> dict[str, float]:
+        """The item as numbers (seconds for times), for `status`."""
+        self.requests += 1
+        item = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": key}}, ConsistentRead=True
+        ).get("Item", {})
+        out = {name: float(value["N"]) for name, value in item.items() if "N" in value}
+        for name in ("tat", "locked_until"):
+            if name in out:
+                out[name] /= 1000
+        return out
+
+    def _update(self, key: str, expression: str, condition: str, values: dict[str, int]) -> int:
+        self.requests += 1
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues={name: _n(v) for name, v in {**values, ":one": 1}.items()},
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            raise _Refused(exc.response.get("Item", {})) from None
+        return int(answer.get("Attributes", {}).get("tat", {"N": "0"})["N"])
+
+
+class _Refused(Exception):
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("condition refused")
+        self.item = item

@@ -1,0 +1,204 @@
+"""RecipientsSync: Zoho Campaigns recipient lists to S3, exactly once, over as many runs as needed.
+
+Per (campaign, action) a cursor in DynamoDB holds the next ``fromindex``. A run reads pages
+from the cursor on, through the shared quota, and streams them into one object named after
+the index it started from: ``recipients/campaign=K/action=A/dt=D/from-000000001.jsonl.gz``.
+Only whole pages are written. When the run ends (last page, quota, time, or an error) the
+object is completed and the cursor moves to the first index not written, with a condition on
+its old value. A run that dies before that leaves the cursor where it was: the next run
+writes the same object name again, so nothing is skipped and nothing is there twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from botocore.exceptions import ClientError
+
+from .credentials import ZohoTokens
+from .observability import logger
+from .quota import Denial, QuotaGate
+from .routes import Account, RecipientsSyncConfig
+from .s3_stream import GzipJsonLinesUpload
+from .vendors import zoho_recipients
+from .vendors.zoho import service_url
+
+
+@dataclass
+class CampaignRun:
+    campaign: str
+    action: str
+    start_index: int
+    pages: int = 0
+    rows: int = 0
+    stopped: str = ""  # why the run ended: "complete", "quota", "time", or the vendor's reason
+    key: str | None = None
+
+
+@dataclass
+class SyncReport:
+    runs: list[CampaignRun] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(r.rows for r in self.runs)
+
+    @property
+    def pages(self) -> int:
+        return sum(r.pages for r in self.runs)
+
+
+class SyncCursors:
+    def __init__(self, table: str, client: Any) -> None:
+        self._table = table
+        self._client = client
+
+    @staticmethod
+    def _pk(campaign: str, action: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": f"{campaign}#{action}"}}
+
+    def next_index(self, campaign: str, action: str) -> int:
+        item = self._client.get_item(
+            TableName=self._table, Key=self._pk(campaign, action), ConsistentRead=True
+        ).get("Item")
+        return int(item["next_index"]["N"]) if item else 1
+
+    def advance(self, campaign: str, action: str, expected: int, to: int, synced_at: str) -> bool:
+        """Move the cursor from expected to to; False if another run moved it first."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._pk(campaign, action),
+                UpdateExpression="SET next_index = :to, synced_at = :at",
+                ConditionExpression="attribute_not_exists(next_index) OR next_index = :from",
+                ExpressionAttributeValues={
+                    ":to": {"N": str(to)}, ":from": {"N": str(expected)}, ":at": {"S": synced_at}
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def normalise(row: dict[str, Any], campaign: str, action: str, synced_at: str) -> dict[str, Any]:
+    """One output row: the campaign, action and sync time; "null" -> null; epoch ms -> ISO."""
+    out: dict[str, Any] = {"campaign_key": campaign, "action": action, "synced_at": synced_at}
+    for name, value in row.items():
+        if value is None or (isinstance(value, str) and value.strip().lower() == "null"):
+            out[name] = None
+        elif name.endswith("_time") and isinstance(value, str) and value.isdigit():
+            out[name] = datetime.fromtimestamp(int(value) / 1000, UTC).isoformat()
+        else:
+            out[name] = value
+    return out
+
+
+class RecipientsSync:
+    def __init__(
+        self,
+        *,
+        http: httpx.Client,
+        tokens: ZohoTokens,
+        quota: QuotaGate,
+        cursors: SyncCursors,
+        s3: Any,
+        bucket: str,
+        deadline: float,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._http = http
+        self._tokens = tokens
+        self._quota = quota
+        self._cursors = cursors
+        self._s3 = s3
+        self._bucket = bucket
+        self._deadline = deadline
+        self._clock = clock
+        self._sleep = sleep
+
+    def run(self, config: RecipientsSyncConfig, account: Account) -> SyncReport:
+        report = SyncReport()
+        for campaign in config.campaigns:
+            for action in config.actions:
+                if self._clock() >= self._deadline:
+                    return report
+                run = self._sync_one(config, account, campaign, action)
+                report.runs.append(run)
+                logger.info("recipients synced", extra={
+                    "campaign": campaign, "action": action, "pages": run.pages, "rows": run.rows,
+                    "stopped": run.stopped, "key": run.key})
+                if run.stopped in ("quota", "time"):
+                    return report
+        return report
+
+    def _sync_one(
+        self, config: RecipientsSyncConfig, account: Account, campaign: str, action: str
+    ) -> CampaignRun:
+        start = self._cursors.next_index(campaign, action)
+        run = CampaignRun(campaign, action, start)
+        synced_at = datetime.fromtimestamp(self._clock(), UTC)
+        stamp = synced_at.isoformat()
+        run.key = (
+            f"recipients/campaign={campaign}/action={action}/dt={synced_at:%Y-%m-%d}/"
+            f"from-{start:09d}.jsonl.gz"
+        )
+        upload = GzipJsonLinesUpload(self._s3, self._bucket, run.key)
+        index = start
+        try:
+            while True:
+                page = self._fetch(config, account, campaign, action, index)
+                if isinstance(page, str):
+                    run.stopped = page
+                    break
+                upload.write(normalise(r, campaign, action, stamp) for r in page.rows)
+                run.pages += 1
+                run.rows += len(page.rows)
+                index += len(page.rows)
+                if page.last:
+                    run.stopped = "complete"
+                    break
+            upload.complete()
+        except BaseException:
+            upload.abort()
+            raise
+        if run.rows == 0:
+            run.key = None
+        if index != start:
+            self._cursors.advance(campaign, action, start, index, stamp)
+        return run
+
+    def _fetch(
+        self, config: RecipientsSyncConfig, account: Account, campaign: str, action: str, index: int
+    ) -> zoho_recipients.Page | str:
+        """A whole page, or why the run stops here."""
+        limit = account.limit(zoho_recipients.QUOTA_API)
+        decision = self._quota.reserve(
+            f"zoho#{config.account}#{zoho_recipients.QUOTA_API}", limit
+        )
+        if isinstance(decision, Denial):
+            return "quota"
+        if decision.slot_at >= self._deadline:
+            return "time"
+        self._sleep(max(0.0, decision.slot_at - self._clock()))
+        request = zoho_recipients.build(
+            campaign, action, index, config.page_size,
+            token=self._tokens.get(config.account, account),
+            base_url=service_url("campaigns", account.data_centre, account.base_url),
+            fmt=config.format,
+        )
+        try:
+            response = self._http.send(request)
+        except httpx.HTTPError as exc:
+            return f"transport: {type(exc).__name__}"
+        page = zoho_recipients.parse(response, index, config.page_size, config.format)
+        if isinstance(page, zoho_recipients.PageError):
+            return f"Zoho {page.code}: {page.reason}"
+        return page

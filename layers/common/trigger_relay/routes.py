@@ -1,0 +1,261 @@
+"""The routes file: which events fire which vendor triggers, with what fields.
+
+```yaml
+accounts:
+  zoho-main: {vendor: zoho, data_centre: eu, secret: trigger-relay/zoho-main}
+routes:
+  - name: welcome-workflow
+    match: {type: user.signed_up}
+    action: zoho_campaigns.workflow_trigger
+    account: zoho-main
+    params: {workflow_key: ..., trigger_key: ..., list_key: ...}
+    mapping: {email: user.email}
+```
+
+A file that fails validation raises RoutesError naming the route and the field, at cold start
+or from ``trigger-relay-local validate``, never at the first event that needs it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import jmespath
+import yaml
+from jmespath.exceptions import JMESPathError
+from jmespath.parser import ParsedResult
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .events import InboundEvent
+from .quota import Limit
+from .vendors.registry import APIS, DEFAULT_LIMITS, TriggerApi
+from .vendors.zoho import DATA_CENTRES
+from .vendors.zoho_recipients import ACTIONS as RECIPIENT_ACTIONS
+
+RecipientsAction = Literal[
+    "sentcontacts",
+    "openedcontacts",
+    "optoutcontacts",
+    "spamcontacts",
+    "unopenedcontacts",
+    "clickedcontacts",
+    "senthardbounce",
+    "sentsoftbounce",
+    "unsentcontacts",
+]
+
+
+class RoutesError(ValueError):
+    """The routes file is invalid; the message names where."""
+
+
+class BadRecipient(ValueError):
+    """An event matched a route but its fields do not make a valid recipient."""
+
+
+class Account(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    vendor: Literal["zoho", "altcraft"]
+    secret: str = Field(min_length=1, description="Secrets Manager name or ARN")
+    data_centre: str = "com"
+    base_url: str | None = Field(default=None, description="overrides the vendor host")
+    lock_codes: list[str] = Field(default_factory=list, description="extra codes meaning locked")
+    limits: dict[str, Limit] = Field(default_factory=dict, description="per action overrides")
+
+    @model_validator(mode="after")
+    def _known_data_centre(self) -> Account:
+        if self.vendor == "zoho" and self.data_centre not in DATA_CENTRES:
+            raise ValueError(f"data_centre must be one of {sorted(DATA_CENTRES)}")
+        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return self
+
+    def limit(self, action: str) -> Limit:
+        return self.limits.get(action) or DEFAULT_LIMITS[action]
+
+
+class Match(BaseModel):
+    """All given conditions must hold. Lists mean "any of"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    type: str | list[str] | None = None
+    source: str | list[str] | None = None
+    detail_type: str | list[str] | None = Field(default=None, alias="detail-type")
+    fields: dict[str, Any] = Field(default_factory=dict, description="JMESPath -> expected value")
+    attributes: dict[str, str] = Field(default_factory=dict, description="SQS message attributes")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Match:
+        if not (self.type or self.source or self.detail_type or self.fields or self.attributes):
+            raise ValueError("match needs at least one of type, source, detail-type, fields")
+        for expression in self.fields:
+            _compile(expression)
+        return self
+
+    @cached_property
+    def _compiled_fields(self) -> list[tuple[ParsedResult, Any]]:
+        return [(_compile(expr), expected) for expr, expected in self.fields.items()]
+
+    def why_not(self, event: InboundEvent) -> str | None:
+        """None when the event matches, else the first condition it fails."""
+        for name, wanted, actual in (
+            ("type", self.type, event.type),
+            ("source", self.source, event.source),
+            ("detail-type", self.detail_type, event.detail_type),
+        ):
+            if wanted is not None and actual not in ([wanted] if isinstance(wanted, str) else wanted):
+                return f"{name} is {actual!r}, route wants {wanted!r}"
+        for key, expected in self.attributes.items():
+            if event.attributes.get(key) != expected:
+                return f"attribute {key} is {event.attributes.get(key)!r}, route wants {expected!r}"
+        for compiled, expected in self._compiled_fields:
+            actual = compiled.search(event.data)
+            if actual != expected:
+                return f"{compiled.expression} is {actual!r}, route wants {expected!r}"
+        return None
+
+
+class Route(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    match: Match
+    action: str
+    account: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    mapping: dict[str, str] = Field(description="recipient field -> JMESPath over the event data")
+
+    @model_validator(mode="after")
+    def _check_action(self) -> Route:
+        api = APIS.get(self.action)
+        if api is None:
+            raise ValueError(f"unknown action {self.action!r}; known: {sorted(APIS)}")
+        api.params_model.model_validate(self.params)
+        required = {n for n, f in api.recipient_model.model_fields.items() if f.is_required()}
+        missing = required - self.mapping.keys()
+        if missing:
+            raise ValueError(f"mapping lacks {sorted(missing)} for {self.action}")
+        unknown = self.mapping.keys() - api.recipient_model.model_fields.keys()
+        if unknown:
+            raise ValueError(f"mapping has fields {sorted(unknown)} that {self.action} does not take")
+        for expression in self.mapping.values():
+            _compile(expression)
+        return self
+
+    @cached_property
+    def api(self) -> TriggerApi:
+        return APIS[self.action]
+
+    @cached_property
+    def typed_params(self) -> Any:
+        return self.api.params_model.model_validate(self.params)
+
+    @cached_property
+    def _compiled_mapping(self) -> dict[str, ParsedResult]:
+        return {name: _compile(expr) for name, expr in self.mapping.items()}
+
+    def recipient(self, event: InboundEvent) -> Any:
+        """The recipient this event names under this route's mapping, or BadRecipient."""
+        values = {}
+        for name, compiled in self._compiled_mapping.items():
+            value = compiled.search(event.data)
+            if value is None:
+                raise BadRecipient(f"route {self.name}: {name} ({compiled.expression}) is missing")
+            values[name] = value
+        try:
+            return self.api.recipient_model.model_validate(values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(p) for p in error["loc"])
+            raise BadRecipient(f"route {self.name}: {field}: {error['msg']}") from None
+
+
+class RecipientsSyncConfig(BaseModel):
+    """Which Zoho Campaigns recipient lists RecipientsSyncFunction copies to S3."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    account: str
+    campaigns: list[str] = Field(min_length=1, description="campaign keys")
+    actions: list[RecipientsAction] = Field(default_factory=lambda: list(RECIPIENT_ACTIONS))
+    page_size: int = Field(default=200, ge=1, le=1000)
+    format: Literal["json", "xml"] = "json"
+
+
+class RoutesFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    accounts: dict[str, Account]
+    routes: list[Route] = Field(min_length=1)
+    recipients_sync: RecipientsSyncConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RoutesFile:
+        seen: set[str] = set()
+        for index, route in enumerate(self.routes):
+            if route.name in seen:
+                raise ValueError(f"routes.{index}: duplicate route name {route.name!r}")
+            seen.add(route.name)
+            account = self.accounts.get(route.account)
+            if account is None:
+                raise ValueError(f"routes.{index} ({route.name}): unknown account {route.account!r}")
+            if account.vendor != route.api.vendor:
+                raise ValueError(
+                    f"routes.{index} ({route.name}): {route.action} needs a {route.api.vendor} "
+                    f"account, {route.account!r} is {account.vendor}"
+                )
+        sync = self.recipients_sync
+        if sync is not None:
+            account = self.accounts.get(sync.account)
+            if account is None or account.vendor != "zoho":
+                raise ValueError(f"recipients_sync.account {sync.account!r} is not a zoho account")
+        return self
+
+    def matching(self, event: InboundEvent) -> list[Route]:
+        return [route for route in self.routes if route.match.why_not(event) is None]
+
+
+def _compile(expression: str) -> ParsedResult:
+    try:
+        return jmespath.compile(expression)
+    except JMESPathError as exc:
+        raise ValueError(f"bad JMESPath {expression!r}: {exc}") from None
+
+
+def parse_routes(text: str, where: str = "routes file") -> RoutesFile:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RoutesError(f"{where}: not valid YAML: {exc}") from None
+    if not isinstance(document, dict):
+        raise RoutesError(f"{where}: must be a mapping with accounts and routes")
+    try:
+        return RoutesFile.model_validate(document)
+    except ValidationError as exc:
+        raise RoutesError(f"{where}: {_describe(exc, document)}") from None
+
+
+def load_routes(path: Path) -> RoutesFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RoutesError(f"{path}: cannot read: {exc}") from None
+    return parse_routes(text, str(path))
+
+
+def _describe(exc: ValidationError, document: dict[str, Any]) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        where = ".".join(str(p) for p in loc) or "file"
+        if len(loc) >= 2 and loc[0] == "routes" and isinstance(loc[1], int):
+            routes = document.get("routes") or []
+            name = routes[loc[1]].get("name") if loc[1] < len(routes) and isinstance(routes[loc[1]], dict) else None
+            if name:
+                where = f"route {name!r} ({where})"
+        lines.append(f"{where}: {error['msg']}")
+    return "; ".join(lines)

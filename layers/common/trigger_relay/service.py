@@ -1,0 +1,100 @@
+"""TriggerFunction's work, behind its thin handler: SQS batches and direct EventBridge events."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from . import clients
+from .delivery import VendorCaller
+from .ledger import DeliveryLedger
+from .observability import logger, metrics
+from .parking import Deferrals, RejectedStore
+from .pipeline import BatchReport, InboundRecord, Status, TriggerPipeline
+from .quota import QuotaGate
+from .settings import TriggerSettings
+
+# Stop starting calls this long before Lambda's timeout, leaving time to settle the batch.
+DEADLINE_RESERVE_SECONDS = 10.0
+
+
+class RetryRecord(Exception):
+    """Raised for a record SQS must deliver again (reported as a batch item failure)."""
+
+
+def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> TriggerPipeline:
+    remaining = context.get_remaining_time_in_millis() / 1000 if context else 60.0
+    deadline = time.time() + max(1.0, remaining - DEADLINE_RESERVE_SECONDS)
+    http = clients.http()
+    caller = VendorCaller(
+        http,
+        QuotaGate(settings.quota_table, clients.aws("dynamodb")),
+        clients.zoho_tokens(),
+        deadline=deadline,
+    )
+    return TriggerPipeline(
+        clients.routes(settings.routes_file),
+        caller,
+        DeliveryLedger(settings.ledger_table, clients.aws("dynamodb")),
+        Deferrals(settings.ingest_queue_url, clients.aws("sqs")),
+        RejectedStore(settings.rejected_bucket, clients.aws("s3")),
+    )
+
+
+def sqs_records(event: dict[str, Any]) -> list[InboundRecord]:
+    records = []
+    for raw in event.get("Records", []):
+        record = SQSRecord(raw)
+        attributes = {
+            name: value.get("stringValue", "")
+            for name, value in (raw.get("messageAttributes") or {}).items()
+            if value.get("dataType", "String").startswith("String")
+        }
+        records.append(InboundRecord(record.message_id, record.body, attributes))
+    return records
+
+
+def run(records: list[InboundRecord], context: LambdaContext | None) -> BatchReport:
+    settings = TriggerSettings.from_env()
+    pipeline = build_pipeline(settings, context)
+    report = pipeline.process(records)
+    _publish(report, pipeline, len(records))
+    return report
+
+
+def eventbridge_as_record(event: dict[str, Any]) -> InboundRecord:
+    """A directly invoked EventBridge event, as if the ingest rule had queued it."""
+    return InboundRecord(str(event.get("id", "")), json.dumps(event), {})
+
+
+def park_unsent(report: BatchReport, records: list[InboundRecord]) -> None:
+    """Direct invocation has no queue to come back from: retry records go onto the ingest queue."""
+    settings = TriggerSettings.from_env()
+    retry = [r for r in records if report.statuses[r.record_id] is Status.RETRY]
+    if retry:
+        clients.aws("sqs").send_message_batch(
+            QueueUrl=settings.ingest_queue_url,
+            Entries=[{"Id": str(i), "MessageBody": r.body} for i, r in enumerate(retry)],
+        )
+
+
+def _publish(report: BatchReport, pipeline: TriggerPipeline, records: int) -> None:
+    counts = report.count()
+    metrics.add_metric(name="EventsIn", unit=MetricUnit.Count, value=records)
+    for status in Status:
+        metrics.add_metric(name=f"Events{status.value.title()}", unit=MetricUnit.Count,
+                           value=counts.get(status, 0))
+    metrics.add_metric(name="VendorCalls", unit=MetricUnit.Count, value=report.calls)
+    if report.calls:
+        metrics.add_metric(name="RecipientsPerCall", unit=MetricUnit.Count,
+                           value=report.recipients / report.calls)
+    logger.info(
+        "batch settled",
+        extra={"records": records, "calls": report.calls, "recipients": report.recipients,
+               **{s.value: counts.get(s, 0) for s in Status}},
+    )

@@ -1,0 +1,42 @@
+"""RecipientsSyncFunction's work, behind its thin handler."""
+
+from __future__ import annotations
+
+import time
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from . import clients
+from .observability import logger, metrics
+from .quota import QuotaGate
+from .recipients_sync import RecipientsSync, SyncCursors, SyncReport
+from .settings import SyncSettings
+
+# Stop starting pages this long before Lambda's timeout, leaving time to finish the upload.
+DEADLINE_RESERVE_SECONDS = 20.0
+
+
+def run(context: LambdaContext | None) -> SyncReport:
+    settings = SyncSettings.from_env()
+    routes = clients.routes(settings.routes_file)
+    config = routes.recipients_sync
+    if config is None:
+        logger.info("no recipients_sync section in the routes file; nothing to do")
+        return SyncReport()
+    remaining = context.get_remaining_time_in_millis() / 1000 if context else 300.0
+    sync = RecipientsSync(
+        http=clients.http(),
+        tokens=clients.zoho_tokens(),
+        quota=QuotaGate(settings.quota_table, clients.aws("dynamodb")),
+        cursors=SyncCursors(settings.cursor_table, clients.aws("dynamodb")),
+        s3=clients.aws("s3"),
+        bucket=settings.recipients_bucket,
+        deadline=time.time() + max(1.0, remaining - DEADLINE_RESERVE_SECONDS),
+    )
+    report = sync.run(config, routes.accounts[config.account])
+    metrics.add_metric(name="RecipientsSynced", unit=MetricUnit.Count, value=report.rows)
+    metrics.add_metric(name="RecipientPagesRead", unit=MetricUnit.Count, value=report.pages)
+    failed = [r for r in report.runs if r.stopped not in ("complete", "quota", "time")]
+    metrics.add_metric(name="SyncFailures", unit=MetricUnit.Count, value=len(failed))
+    return report

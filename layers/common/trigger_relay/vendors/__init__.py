@@ -1,0 +1,1 @@
+"""Vendor trigger APIs: one module per API, each with pure `build` and `parse`."""

@@ -1,0 +1,36 @@
+"""Who a trigger is for, as field mappings produce it, validated before any call is planned."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+# Deliberately plain: one @, no spaces, a dotted domain; the vendor has the last word.
+_EMAIL = re.compile(r"^[^@\s\"(),:;<>\[\\\]]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+MAX_EMAIL_LENGTH = 254
+
+
+def normalise_email(value: str) -> str:
+    email = value.strip()
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise ValueError(f"email longer than {MAX_EMAIL_LENGTH} characters")
+    if not _EMAIL.match(email):
+        raise ValueError("not a valid email address")
+    local, _, domain = email.partition("@")
+    return f"{local}@{domain.lower()}"
+
+
+class EmailRecipient(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    email: str
+
+    @field_validator("email")
+    @classmethod
+    def _valid(cls, value: str) -> str:
+        return normalise_email(value)
+
+    @property
+    def key(self) -> str:
+        return self.email.lower()

@@ -1,0 +1,195 @@
+"""The simulator's HTTP server on 127.0.0.1, and its control endpoints for tests.
+
+Vendor endpoints answer as documented; ``/_sim/...`` endpoints let tests and the demo read what
+was received (``GET /_sim/requests``), read counters (``GET /_sim/stats``), switch on faults
+(``POST /_sim/faults``) and start over (``POST /_sim/reset``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from . import zoho
+from .state import Faults, Received, SimConfig, SimState
+
+Handler = Callable[[SimState, re.Match[str], dict[str, str], str], zoho.Answer]
+
+ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
+    ("POST", re.compile(r"^/oauth/v2/token$"), "zoho.oauth",
+     lambda s, m, q, u: zoho.oauth_token(s, q)),
+    ("POST", re.compile(r"^/api/v1\.1/workflow/([^/]+)/action/trigger$"),
+     "zoho_campaigns.workflow_trigger",
+     lambda s, m, q, u: zoho.trigger(s, s.config.workflows, m.group(1), q, u, "1.1", "custom workflow")),
+    ("POST", re.compile(r"^/api/v1/journeys/([^/]+)/action/trigger$"),
+     "zoho_marketing_automation.journey_trigger",
+     lambda s, m, q, u: zoho.trigger(s, s.config.journeys, m.group(1), q, u, "1", "journey")),
+    ("POST|GET", re.compile(r"^/api/v1\.1/getcampaignrecipientsdata$"), "zoho_campaigns.recipients",
+     lambda s, m, q, u: zoho.recipients(s, q, u)),
+]
+_OPEN_APIS = {"zoho.oauth"}
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass  # the request log is kept in memory, not printed
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        state = self.server.state
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if split.path.startswith("/_sim/"):
+            return self._control(method, split.path, body)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            query.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        for methods, pattern, api, handler in ROUTES:
+            match = pattern.match(split.path)
+            if match and method in methods.split("|"):
+                break
+        else:
+            return self._send(404, "application/json", b'{"code":"404","status":"error"}')
+        received = Received(api, method, split.path, query,
+                            {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+        state.record(received)
+        fault = state.take_fault() if api not in _OPEN_APIS else None
+        answer = self._answer(state, api, handler, match, query, split.path, fault)
+        if answer is None:  # a dropped connection
+            self.close_connection = True
+            self.connection.close()
+            return None
+        status, content_type, payload = answer
+        received.answer_code = _answer_code(content_type, payload) or str(status)
+        return self._send(status, content_type, payload)
+
+    def _answer(self, state: SimState, api: str, handler: Handler, match: re.Match[str],
+                query: dict[str, str], uri: str, fault: Faults | None) -> zoho.Answer | None:
+        if fault is not None:
+            if fault.delay_seconds:
+                time.sleep(fault.delay_seconds)
+            if fault.drop:
+                return None
+            if fault.status:
+                return fault.status, "text/plain", b"simulated failure"
+            if fault.lock:
+                state.limits[api].lock_now()
+        if api in _OPEN_APIS:
+            return handler(state, match, query, uri)
+        if not state.token_valid(self.headers.get("Authorization", "")):
+            return zoho.invalid_token(uri)
+        if not state.limits[api].admit():
+            return zoho.locked(uri)
+        return handler(state, match, query, uri)
+
+    def _control(self, method: str, path: str, body: bytes) -> None:
+        state = self.server.state
+        if path == "/_sim/requests" and method == "GET":
+            with state.mutex:
+                data = [r.as_json() for r in state.received]
+            return self._send(200, "application/json", json.dumps(data).encode())
+        if path == "/_sim/stats" and method == "GET":
+            return self._send(200, "application/json", json.dumps(stats(state)).encode())
+        if path == "/_sim/faults" and method == "POST":
+            state.faults = Faults(**json.loads(body or b"{}"))
+            return self._send(200, "application/json", b"{}")
+        if path == "/_sim/reset" and method == "POST":
+            self.server.state = SimState(state.config)
+            return self._send(200, "application/json", b"{}")
+        return self._send(404, "application/json", b"{}")
+
+    def _send(self, status: int, content_type: str, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def _answer_code(content_type: str, payload: bytes) -> str | None:
+    if "json" in content_type:
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            return None
+        return str(body.get("code") or body.get("error") or "") or None if isinstance(body, dict) else None
+    match = re.search(rb"<code>([^<]*)</code>", payload)
+    return match.group(1).decode() if match else None
+
+
+def stats(state: SimState) -> dict[str, Any]:
+    with state.mutex:
+        received = list(state.received)
+    by_api: dict[str, int] = {}
+    for r in received:
+        by_api[r.api] = by_api.get(r.api, 0) + 1
+    return {
+        "received": by_api,
+        "limits": {
+            api: {"accepted": lim.accepted, "locks": lim.locks, "peak_in_window": lim.peak_in_window,
+                  "calls": lim.calls, "window_seconds": lim.window_seconds}
+            for api, lim in state.limits.items()
+        },
+        "tokens_minted": len(state.tokens),
+    }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, state: SimState) -> None:
+        super().__init__(("127.0.0.1", 0), _RequestHandler)
+        self.state = state
+
+
+class Simulator:
+    """Start with ``with Simulator(SimConfig.demo()) as sim:``; ``sim.url`` is its base URL."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self._server = _Server(SimState(config or SimConfig.demo()))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def state(self) -> SimState:
+        return self._server.state
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Simulator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def received(self, api: str | None = None) -> list[Received]:
+        with self.state.mutex:
+            return [r for r in self.state.received if api is None or r.api == api]
+
+    def set_faults(self, **faults: Any) -> None:
+        self.state.faults = Faults(**faults)

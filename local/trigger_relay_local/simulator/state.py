@@ -1,0 +1,154 @@
+"""What the simulated vendors know: accounts, workflows, journeys, lists, campaigns, limits."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .limits import CallLimit
+
+
+@dataclass
+class Flow:
+    """A Zoho Campaigns custom workflow or a Marketing Automation journey."""
+
+    trigger_key: str
+    list_key: str
+    active: bool = True
+    triggered: set[str] = field(default_factory=set)
+
+
+@dataclass
+class MailingList:
+    name: str
+    contacts: set[str] | None = None  # None: every address is a contact
+    opted_out: set[str] = field(default_factory=set)
+
+    def has(self, email: str) -> bool:
+        email = email.lower()
+        if email in self.opted_out:
+            return False
+        return self.contacts is None or email in self.contacts
+
+
+@dataclass
+class Campaign:
+    """Recipients are generated from their index, so a million of them cost no memory."""
+
+    recipients: dict[str, int]  # action -> how many
+    error_code: str | None = None  # 6601, 6607, 6303 or 6002 answered for every page
+
+
+@dataclass
+class SimConfig:
+    client_id: str = "1000.LOCALCLIENT"
+    client_secret: str = "local-client-secret"  # noqa: S105 - the simulator's own fake
+    refresh_token: str = "1000.local-refresh-token"  # noqa: S105
+    token_ttl_seconds: float = 3600
+    tokens_per_refresh_window: int = 10  # Zoho: 10 access tokens per refresh token
+    refresh_window_seconds: float = 600  # per 10 minutes
+    workflows: dict[str, Flow] = field(default_factory=dict)
+    journeys: dict[str, Flow] = field(default_factory=dict)
+    lists: dict[str, MailingList] = field(default_factory=dict)
+    campaigns: dict[str, Campaign] = field(default_factory=dict)
+    # (calls, window seconds, lock seconds) per API, as the seeds document.
+    limits: dict[str, tuple[int, float, float]] = field(
+        default_factory=lambda: {
+            "zoho_campaigns.workflow_trigger": (500, 300, 1800),
+            "zoho_marketing_automation.journey_trigger": (100, 300, 1800),
+            "zoho_campaigns.recipients": (500, 300, 1800),
+        }
+    )
+
+    @classmethod
+    def demo(cls) -> SimConfig:
+        """The keys of the example routes file (layers/common/routes.yaml)."""
+        config = cls()
+        config.lists["9bb77af841821fa7d765f293a8830994"] = MailingList("list3")
+        config.lists["3a1e7c2f9b8d4e6f8899aabbccddeeff"] = MailingList("customers")
+        config.workflows["9bb77af841821fa7767e402a0f250219"] = Flow(
+            "9bb77af841821fa704a13363331fd551", "9bb77af841821fa7d765f293a8830994"
+        )
+        config.journeys["3a1e7c2f9b8d4e6fa0c1d2e3f4a5b6c7"] = Flow(
+            "3a1e7c2f9b8d4e6f11223344556677aa", "3a1e7c2f9b8d4e6f8899aabbccddeeff"
+        )
+        config.campaigns["3a1e7c2f9b8d4e6f0000000000000001"] = Campaign(
+            {"sentcontacts": 450, "openedcontacts": 120, "clickedcontacts": 30}
+        )
+        return config
+
+
+@dataclass
+class Received:
+    """One request as the simulator received it."""
+
+    api: str
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    answer_code: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "api": self.api, "method": self.method, "path": self.path, "query": self.query,
+            "headers": self.headers, "body": self.body.decode("utf-8", "replace"), "at": self.at,
+            "answer_code": self.answer_code,
+        }
+
+
+@dataclass
+class Faults:
+    """Switches for failure tests: applied to the next `times` vendor API calls."""
+
+    status: int | None = None  # answer with this HTTP status
+    delay_seconds: float = 0.0  # answer this late
+    lock: bool = False  # answer with the lock code
+    drop: bool = False  # close the connection without an answer
+    times: int = 0
+
+
+class SimState:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.mutex = threading.Lock()
+        self.received: list[Received] = []
+        self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
+        self.token_mints: list[float] = []
+        self.faults = Faults()
+        self.limits = {
+            api: CallLimit(calls, window, lock) for api, (calls, window, lock) in config.limits.items()
+        }
+
+    def record(self, received: Received) -> None:
+        with self.mutex:
+            self.received.append(received)
+
+    def mint_token(self) -> str | None:
+        now = time.monotonic()
+        with self.mutex:
+            window = self.config.refresh_window_seconds
+            self.token_mints = [t for t in self.token_mints if t > now - window]
+            if len(self.token_mints) >= self.config.tokens_per_refresh_window:
+                return None
+            self.token_mints.append(now)
+            token = f"1000.{secrets.token_hex(16)}"
+            self.tokens[token] = now + self.config.token_ttl_seconds
+            return token
+
+    def token_valid(self, authorization: str) -> bool:
+        scheme, _, token = authorization.partition(" ")
+        expiry = self.tokens.get(token.strip())
+        return scheme == "Zoho-oauthtoken" and expiry is not None and expiry > time.monotonic()
+
+    def take_fault(self) -> Faults | None:
+        with self.mutex:
+            if self.faults.times <= 0:
+                return None
+            self.faults.times -= 1
+            return Faults(**{**self.faults.__dict__})

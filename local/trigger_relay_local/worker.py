@@ -1,0 +1,66 @@
+"""One local Lambda execution environment, as a process: ``python -m trigger_relay_local.worker``.
+
+With ``--invoke EVENT`` it runs the handler once with that event and writes the result; otherwise
+it polls the function's SQS queue like the event source mapping until it gets SIGTERM, then
+writes its counters. Its environment is the function's, as the stack resolved it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from .poller import SqsPoller
+from .runtime import LocalContext, load_handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trigger_relay_local.worker")
+    parser.add_argument("--spec", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--invoke", type=Path, help="run once with this event file")
+    args = parser.parse_args(argv)
+    spec: dict[str, Any] = json.loads(args.spec.read_text())
+    handler = load_handler(Path(spec["code_dir"]), spec["handler"])
+
+    if args.invoke:
+        event = json.loads(args.invoke.read_text())
+        context = LocalContext(spec["name"], spec["timeout"], spec["memory"])
+        result = handler(event, context)
+        args.out.write_text(json.dumps(result, default=str))
+        return 0
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    poller = SqsPoller(
+        boto3.client("sqs"),
+        spec["queue_url"],
+        spec["queue_arn"],
+        handler,
+        function_name=spec["name"],
+        timeout=spec["timeout"],
+        memory=spec["memory"],
+        batch_size=spec["batch_size"],
+        batching_window=spec["batching_window"],
+        retry_visibility=spec.get("retry_visibility"),
+    )
+    while not stopping:
+        poller.poll_once()
+    args.out.write_text(json.dumps(poller.stats.as_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
