@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from trigger_relay import sync_service
 from trigger_relay.observability import logger, metrics
 
@@ -17,8 +18,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "rows": report.rows,
         "pages": report.pages,
         "runs": [
-            {"campaign": r.campaign, "action": r.action, "rows": r.rows, "stopped": r.stopped,
-             "key": r.key}
+            {
+                "campaign": r.campaign,
+                "action": r.action,
+                "rows": r.rows,
+                "stopped": r.stopped,
+                "key": r.key,
+            }
             for r in report.runs
         ],
     }

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from trigger_relay import service
 from trigger_relay.observability import logger, metrics
 from trigger_relay.pipeline import Status

@@ -36,10 +36,16 @@ def send_demo_events(env: Embedded) -> list[str]:
         sent.append(f"SQS         {json.loads(body)['type']}")
     for name in ("eventbridge-signup.json", "eventbridge-order.json"):
         event = _load(name)
-        answer = events.put_events(Entries=[{
-            "Source": event["source"], "DetailType": event["detail-type"],
-            "Detail": json.dumps(event["detail"]), "EventBusName": stack.outputs["EventBusName"],
-        }])
+        answer = events.put_events(
+            Entries=[
+                {
+                    "Source": event["source"],
+                    "DetailType": event["detail-type"],
+                    "Detail": json.dumps(event["detail"]),
+                    "EventBusName": stack.outputs["EventBusName"],
+                }
+            ]
+        )
         assert answer["FailedEntryCount"] == 0, answer
         sent.append(f"EventBridge {event['detail-type']}")
     sqs.send_message(QueueUrl=queue, MessageBody='{"type": "user.signed_up", "user": ')
@@ -75,9 +81,11 @@ def run_demo(workdir: Path = WORKDIR, out: Any = print) -> dict[str, Any]:
         out(f"Stack from template.yaml {len(stack.resources)} resources created")
         trigger = stack.functions["TriggerFunction"]
         mapping = trigger.event_source or {}
-        out(f"TriggerFunction poller   batch {mapping.get('BatchSize')}, window "
+        out(
+            f"TriggerFunction poller   batch {mapping.get('BatchSize')}, window "
             f"{mapping.get('MaximumBatchingWindowInSeconds')} s, concurrency "
-            f"{mapping.get('ScalingConfig', {}).get('MaximumConcurrency')} (event source mapping)")
+            f"{mapping.get('ScalingConfig', {}).get('MaximumConcurrency')} (event source mapping)"
+        )
         fleet = PollerFleet(stack, trigger, concurrency=2).start()
         out("\nSent:")
         for line in send_demo_events(env):
@@ -92,19 +100,25 @@ def run_demo(workdir: Path = WORKDIR, out: Any = print) -> dict[str, Any]:
         rejected = _rejected(env)
         dlq = queue_depth(stack, stack.outputs["IngestDeadLetterQueueUrl"])
 
-        out(f"\nTriggerFunction: {poller.get('invocations', 0)} invocations, "
-            f"{poller.get('records', 0)} records, {poller.get('failed', 0)} returned to the queue")
-        out(f"Outcomes: delivered {int(metrics['EventsDelivered'])}, deferred "
+        out(
+            f"\nTriggerFunction: {poller.get('invocations', 0)} invocations, "
+            f"{poller.get('records', 0)} records, {poller.get('failed', 0)} returned to the queue"
+        )
+        out(
+            f"Outcomes: delivered {int(metrics['EventsDelivered'])}, deferred "
             f"{int(metrics['EventsDeferred'])}, rejected {int(metrics['EventsRejected'])}, "
-            f"retry {int(metrics['EventsRetry'])}")
+            f"retry {int(metrics['EventsRetry'])}"
+        )
         out("\nVendor calls (as the simulator received them):")
         trigger_calls = [r for r in received if r.api.endswith("_trigger")]
         for call in trigger_calls:
             details = call.query.get("details", "")
             emails = len(json.loads(details).get("lead_email", "").split(",")) if details else 0
-            out(f"  {call.method} {unquote(call.path)}  -> code {call.answer_code}, {emails} email(s)")
+            answer = f"code {call.answer_code}, {emails} email(s)"
+            out(f"  {call.method} {unquote(call.path)}  -> {answer}")
             out(f"      details={_mask_details(details)}")
-            out(f"      Authorization: Zoho-oauthtoken ****  Content-Type: {call.headers.get('content-type')}")
+            content_type = call.headers.get("content-type")
+            out(f"      Authorization: Zoho-oauthtoken ****  Content-Type: {content_type}")
         out(f"  OAuth token requests: {sum(1 for r in received if r.api == 'zoho.oauth')}")
         out(f"\nRejected store: {len(rejected)} record(s)")
         for row in rejected:
@@ -113,10 +127,17 @@ def run_demo(workdir: Path = WORKDIR, out: Any = print) -> dict[str, Any]:
         for run in sync["runs"]:
             if run["key"]:
                 out(f"  s3://…/{run['key']}  ({run['rows']} rows, {run['stopped']})")
-        out(f"\nIngest queue left: {queue_depth(stack, queue)}   DLQ: {dlq}   "
-            f"drained: {'yes' if drained else 'NO'}   took {time.monotonic() - started:.1f} s")
+        out(
+            f"\nIngest queue left: {queue_depth(stack, queue)}   DLQ: {dlq}   "
+            f"drained: {'yes' if drained else 'NO'}   took {time.monotonic() - started:.1f} s"
+        )
         out(f"Logs: {workdir / 'logs'}")
         return {
-            "drained": drained, "poller": poller, "metrics": dict(metrics), "sync": sync,
-            "received": [r.as_json() for r in received], "rejected": rejected, "dlq": dlq,
+            "drained": drained,
+            "poller": poller,
+            "metrics": dict(metrics),
+            "sync": sync,
+            "received": [r.as_json() for r in received],
+            "rejected": rejected,
+            "dlq": dlq,
         }

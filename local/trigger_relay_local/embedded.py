@@ -1,4 +1,4 @@
-"""The whole local stack in one context manager: moto server, vendor simulator, provisioned stack."""
+"""The whole local stack in one context manager: moto server, vendor simulator, the stack."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import yaml
 
 from .simulator import SimConfig, Simulator
@@ -60,10 +61,16 @@ def embedded_stack(
     try:
         host, port = moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
+        # moto's backends live in the process: start from nothing, as a new account would.
+        httpx.post(f"{endpoint}/moto-api/reset").raise_for_status()
         with Simulator(config) as simulator:
             stack = provision(
-                endpoint, simulator.url, workdir, parameters,
-                secrets=simulator_secrets(config, routes_source), routes_source=routes_source,
+                endpoint,
+                simulator.url,
+                workdir,
+                parameters,
+                secrets=simulator_secrets(config, routes_source),
+                routes_source=routes_source,
             )
             yield Embedded(stack, simulator, endpoint)
     finally:

@@ -1,4 +1,4 @@
-"""Read back the metrics the handlers emitted (CloudWatch embedded metric format) from their logs."""
+"""Read back from the handlers' logs the metrics they emitted (CloudWatch embedded format)."""
 
 from __future__ import annotations
 

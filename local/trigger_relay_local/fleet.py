@@ -15,19 +15,29 @@ from .stack import FunctionSpec, LocalStack
 from .template import ROOT
 
 
-def _process_env(stack: LocalStack, spec: FunctionSpec, extra: dict[str, str] | None) -> dict[str, str]:
+def _process_env(
+    stack: LocalStack, spec: FunctionSpec, extra: dict[str, str] | None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(stack.env())
     env.update(spec.environment)
     env.update(extra or {})
     env["AWS_LAMBDA_FUNCTION_NAME"] = spec.name
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "local"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "local"), env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
     return env
 
 
 def _spec_json(spec: FunctionSpec, **more: Any) -> dict[str, Any]:
-    return {"name": spec.name, "code_dir": str(spec.code_dir), "handler": spec.handler,
-            "timeout": spec.timeout, "memory": spec.memory, **more}
+    return {
+        "name": spec.name,
+        "code_dir": str(spec.code_dir),
+        "handler": spec.handler,
+        "timeout": spec.timeout,
+        "memory": spec.memory,
+        **more,
+    }
 
 
 @dataclass
@@ -46,25 +56,43 @@ class PollerFleet:
         most = int(mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 2))
         count = min(most, self.concurrency or most)
         queue_arn = mapping["EventSourceArn"]
-        queue_url = self.stack.client("sqs").get_queue_url(QueueName=queue_arn.split(":")[-1])["QueueUrl"]
+        queue_url = self.stack.client("sqs").get_queue_url(QueueName=queue_arn.split(":")[-1])[
+            "QueueUrl"
+        ]
         logs = self.stack.workdir / "logs"
         logs.mkdir(exist_ok=True)
         spec_file = self.stack.workdir / f"{self.spec.logical_id}.spec.json"
-        spec_file.write_text(json.dumps(_spec_json(
-            self.spec, queue_url=queue_url, queue_arn=queue_arn,
-            batch_size=int(mapping.get("BatchSize", 10)),
-            batching_window=float(mapping.get("MaximumBatchingWindowInSeconds", 0)),
-            retry_visibility=self.retry_visibility,
-        )))
+        spec_file.write_text(
+            json.dumps(
+                _spec_json(
+                    self.spec,
+                    queue_url=queue_url,
+                    queue_arn=queue_arn,
+                    batch_size=int(mapping.get("BatchSize", 10)),
+                    batching_window=float(mapping.get("MaximumBatchingWindowInSeconds", 0)),
+                    retry_visibility=self.retry_visibility,
+                )
+            )
+        )
         env = _process_env(self.stack, self.spec, self.extra_env)
         for index in range(count):
             out = self.stack.workdir / f"{self.spec.logical_id}-{index}.stats.json"
             out.unlink(missing_ok=True)
             log = (logs / f"{self.spec.logical_id}-{index}.log").open("ab")
-            process = subprocess.Popen(
-                [sys.executable, "-m", "trigger_relay_local.worker", "--spec", str(spec_file),
-                 "--out", str(out)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [
+                    sys.executable,
+                    "-m",
+                    "trigger_relay_local.worker",
+                    "--spec",
+                    str(spec_file),
+                    "--out",
+                    str(out),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
             )
             self.processes.append((process, out))
         return self
@@ -82,13 +110,22 @@ class PollerFleet:
                 process.wait()
             if out.exists():
                 for name, value in json.loads(out.read_text()).items():
-                    totals[name] = max(totals.get(name, 0), value) if name == "max_batch" else totals.get(name, 0) + value
+                    totals[name] = (
+                        max(totals.get(name, 0), value)
+                        if name == "max_batch"
+                        else totals.get(name, 0) + value
+                    )
         self.processes.clear()
         return totals
 
 
-def invoke(stack: LocalStack, spec: FunctionSpec, event: dict[str, Any],
-           extra_env: dict[str, str] | None = None, timeout: float | None = None) -> Any:
+def invoke(
+    stack: LocalStack,
+    spec: FunctionSpec,
+    event: dict[str, Any],
+    extra_env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> Any:
     """Run the function once in a fresh process with this event; its result, or an error."""
     logs = stack.workdir / "logs"
     logs.mkdir(exist_ok=True)
@@ -99,11 +136,24 @@ def invoke(stack: LocalStack, spec: FunctionSpec, event: dict[str, Any],
     out = stack.workdir / f"{spec.logical_id}.result.json"
     out.unlink(missing_ok=True)
     with (logs / f"{spec.logical_id}-invoke.log").open("ab") as log:
-        code = subprocess.run(
-            [sys.executable, "-m", "trigger_relay_local.worker", "--spec", str(spec_file),
-             "--out", str(out), "--invoke", str(event_file)],
-            env=_process_env(stack, spec, extra_env), stdout=log, stderr=subprocess.STDOUT,
-            cwd=ROOT, timeout=timeout or spec.timeout + 30, check=False,
+        code = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable,
+                "-m",
+                "trigger_relay_local.worker",
+                "--spec",
+                str(spec_file),
+                "--out",
+                str(out),
+                "--invoke",
+                str(event_file),
+            ],
+            env=_process_env(stack, spec, extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            timeout=timeout or spec.timeout + 30,
+            check=False,
         ).returncode
     if code != 0 or not out.exists():
         raise RuntimeError(f"{spec.logical_id} failed (exit {code}); see {logs}")
@@ -114,8 +164,11 @@ def queue_depth(stack: LocalStack, queue_url: str) -> int:
     """Messages visible, in flight and delayed: zero when the queue has nothing left to do."""
     attributes = stack.client("sqs").get_queue_attributes(
         QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                        "ApproximateNumberOfMessagesDelayed"],
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
     )["Attributes"]
     return sum(int(v) for v in attributes.values())
 

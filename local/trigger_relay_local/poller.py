@@ -118,8 +118,11 @@ class SqsPoller:
                 self._sqs.change_message_visibility_batch(
                     QueueUrl=self._queue_url,
                     Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"],
-                         "VisibilityTimeout": self._retry_visibility}
+                        {
+                            "Id": str(i),
+                            "ReceiptHandle": m["ReceiptHandle"],
+                            "VisibilityTimeout": self._retry_visibility,
+                        }
                         for i, m in enumerate(failed[start : start + 10])
                     ],
                 )
@@ -142,7 +145,8 @@ class SqsPoller:
             "body": message["Body"],
             "attributes": message.get("Attributes", {}),
             "messageAttributes": attributes,
-            "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+            "md5OfBody": message.get("MD5OfBody")
+            or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
             "eventSource": "aws:sqs",
             "eventSourceARN": self._queue_arn,
             "awsRegion": self._queue_arn.split(":")[3],

@@ -100,7 +100,9 @@ def provision(
     cloudformation.create_stack(
         StackName=STACK_NAME,
         TemplateBody=json.dumps(template),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
+        Parameters=[
+            {"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()
+        ],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
     stack = _wait_created(cloudformation)
@@ -128,12 +130,17 @@ def _wait_created(cloudformation: Any, timeout: float = 60.0) -> dict[str, Any]:
         if status == "CREATE_COMPLETE":
             return stack
         if status.endswith(("FAILED", "ROLLBACK_COMPLETE")) or time.monotonic() > deadline:
-            raise RuntimeError(f"local stack not created: {status} {stack.get('StackStatusReason')}")
+            raise RuntimeError(
+                f"local stack not created: {status} {stack.get('StackStatusReason')}"
+            )
         time.sleep(0.2)
 
 
 def _functions(
-    session: Any, endpoint: str, template: dict[str, Any], resources: dict[str, str],
+    session: Any,
+    endpoint: str,
+    template: dict[str, Any],
+    resources: dict[str, str],
     routes_file: Path,
 ) -> dict[str, FunctionSpec]:
     lambda_ = session.client("lambda", endpoint_url=endpoint)

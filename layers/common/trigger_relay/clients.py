@@ -6,7 +6,7 @@ embedded local stack.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from .routes import RoutesFile, load_routes
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=20)
 
 
-@lru_cache(maxsize=None)
+@cache
 def aws(service: str) -> Any:
     return boto3.client(service, config=_BOTO_CONFIG)  # type: ignore[call-overload]
 

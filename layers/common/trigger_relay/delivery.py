@@ -62,7 +62,12 @@ class VendorCaller:
         self.calls: list[CallStats] = []
 
     def call(
-        self, account_name: str, account: Account, api: TriggerApi, params: Any, recipients: list[Any]
+        self,
+        account_name: str,
+        account: Account,
+        api: TriggerApi,
+        params: Any,
+        recipients: list[Any],
     ) -> CallResult | Deferred:
         key = quota_key(account_name, account, api)
         limit = account.limit(api.action)
@@ -113,6 +118,8 @@ class VendorCaller:
         except httpx.TimeoutException:
             result = CallResult.same_for_all(keys, Outcome.RETRY, "vendor timed out")
         except httpx.TransportError as exc:
-            result = CallResult.same_for_all(keys, Outcome.RETRY, f"transport: {type(exc).__name__}")
+            result = CallResult.same_for_all(
+                keys, Outcome.RETRY, f"transport: {type(exc).__name__}"
+            )
         self.calls.append(CallStats(api.action, len(recipients), self._clock() - started))
         return result

@@ -45,7 +45,9 @@ class Deferrals:
             entries = []
             for index, record in enumerate(records[start : start + 10]):
                 delay = math.ceil((record.retry_at or now) - now)
-                attributes = {k: v for k, v in record.attributes.items() if k != DEFERRALS_ATTRIBUTE}
+                attributes = {
+                    k: v for k, v in record.attributes.items() if k != DEFERRALS_ATTRIBUTE
+                }
                 count = int(record.attributes.get(DEFERRALS_ATTRIBUTE, "0")) + 1
                 attributes[DEFERRALS_ATTRIBUTE] = str(count)
                 entries.append(
@@ -54,7 +56,8 @@ class Deferrals:
                         "MessageBody": record.body,
                         "DelaySeconds": min(MAX_DELAY_SECONDS, max(0, delay)),
                         "MessageAttributes": {
-                            k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
+                            k: {"DataType": "String", "StringValue": v}
+                            for k, v in attributes.items()
                         },
                     }
                 )

@@ -158,8 +158,9 @@ class TriggerPipeline:
     def _park(self, progress: dict[str, _Progress]) -> None:
         """Store rejected records and re-enqueue deferred ones; on failure they come back."""
         deferred = [
-            ParkedRecord(p.record.record_id, p.record.body, p.record.attributes, p.deferred,
-                         p.deferred_until)
+            ParkedRecord(
+                p.record.record_id, p.record.body, p.record.attributes, p.deferred, p.deferred_until
+            )
             for p in progress.values()
             if p.status() is Status.DEFERRED
         ]

@@ -19,6 +19,8 @@ no extra read and says when to come back.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,7 +100,7 @@ class QuotaGate:
 
     def reserve(self, key: str, limit: Limit) -> Grant | Denial:
         """A slot to call at, or when to come back. At most three conditional writes."""
-        interval = _ms(limit.interval)
+        interval = math.ceil(limit.interval * 1000)  # rounding up keeps the bound
         for _ in range(3):
             now = _ms(self._clock())
             backlog = self._tat_seen.get(key, 0) >= now
@@ -108,7 +110,11 @@ class QuotaGate:
                         key,
                         "SET tat = tat + :t ADD granted :one",
                         f"tat >= :now AND tat <= :horizon AND {_NOT_LOCKED}",
-                        {":t": interval, ":now": now, ":horizon": now + _ms(limit.max_wait_seconds)},
+                        {
+                            ":t": interval,
+                            ":now": now,
+                            ":horizon": now + _ms(limit.max_wait_seconds),
+                        },
                     )
                 else:
                     tat = self._update(
@@ -134,15 +140,13 @@ class QuotaGate:
     def record_lock(self, key: str, seconds: float) -> float:
         """Record a lock the vendor reported, for every caller; returns when it ends."""
         until = _ms(self._clock() + seconds)
-        try:
+        with contextlib.suppress(_Refused):  # refused: a later lock end is already recorded
             self._update(
                 key,
-                "SET locked_until = :until ADD locks :one",
+                "SET locked_until = :until ADD locks_recorded :one",
                 "attribute_not_exists(locked_until) OR locked_until < :until",
                 {":until": until},
             )
-        except _Refused:
-            pass  # a later lock end is already recorded
         return until / 1000
 
     def state(self, key: str) -> dict[str, float]:
@@ -165,7 +169,9 @@ class QuotaGate:
                 Key={"pk": {"S": key}},
                 UpdateExpression=expression,
                 ConditionExpression=condition,
-                ExpressionAttributeValues={name: _n(v) for name, v in {**values, ":one": 1}.items()},
+                ExpressionAttributeValues={
+                    name: _n(v) for name, v in {**values, ":one": 1}.items()
+                },
                 ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )

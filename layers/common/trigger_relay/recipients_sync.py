@@ -77,7 +77,9 @@ class SyncCursors:
                 UpdateExpression="SET next_index = :to, synced_at = :at",
                 ConditionExpression="attribute_not_exists(next_index) OR next_index = :from",
                 ExpressionAttributeValues={
-                    ":to": {"N": str(to)}, ":from": {"N": str(expected)}, ":at": {"S": synced_at}
+                    ":to": {"N": str(to)},
+                    ":from": {"N": str(expected)},
+                    ":at": {"S": synced_at},
                 },
             )
         except ClientError as exc:
@@ -132,9 +134,17 @@ class RecipientsSync:
                     return report
                 run = self._sync_one(config, account, campaign, action)
                 report.runs.append(run)
-                logger.info("recipients synced", extra={
-                    "campaign": campaign, "action": action, "pages": run.pages, "rows": run.rows,
-                    "stopped": run.stopped, "key": run.key})
+                logger.info(
+                    "recipients synced",
+                    extra={
+                        "campaign": campaign,
+                        "action": action,
+                        "pages": run.pages,
+                        "rows": run.rows,
+                        "stopped": run.stopped,
+                        "key": run.key,
+                    },
+                )
                 if run.stopped in ("quota", "time"):
                     return report
         return report
@@ -180,16 +190,17 @@ class RecipientsSync:
     ) -> zoho_recipients.Page | str:
         """A whole page, or why the run stops here."""
         limit = account.limit(zoho_recipients.QUOTA_API)
-        decision = self._quota.reserve(
-            f"zoho#{config.account}#{zoho_recipients.QUOTA_API}", limit
-        )
+        decision = self._quota.reserve(f"zoho#{config.account}#{zoho_recipients.QUOTA_API}", limit)
         if isinstance(decision, Denial):
             return "quota"
         if decision.slot_at >= self._deadline:
             return "time"
         self._sleep(max(0.0, decision.slot_at - self._clock()))
         request = zoho_recipients.build(
-            campaign, action, index, config.page_size,
+            campaign,
+            action,
+            index,
+            config.page_size,
             token=self._tokens.get(config.account, account),
             base_url=service_url("campaigns", account.data_centre, account.base_url),
             fmt=config.format,

@@ -107,7 +107,9 @@ class Match(BaseModel):
             ("source", self.source, event.source),
             ("detail-type", self.detail_type, event.detail_type),
         ):
-            if wanted is not None and actual not in ([wanted] if isinstance(wanted, str) else wanted):
+            if wanted is not None and actual not in (
+                [wanted] if isinstance(wanted, str) else wanted
+            ):
                 return f"{name} is {actual!r}, route wants {wanted!r}"
         for key, expected in self.attributes.items():
             if event.attributes.get(key) != expected:
@@ -141,7 +143,9 @@ class Route(BaseModel):
             raise ValueError(f"mapping lacks {sorted(missing)} for {self.action}")
         unknown = self.mapping.keys() - api.recipient_model.model_fields.keys()
         if unknown:
-            raise ValueError(f"mapping has fields {sorted(unknown)} that {self.action} does not take")
+            raise ValueError(
+                f"mapping has fields {sorted(unknown)} that {self.action} does not take"
+            )
         for expression in self.mapping.values():
             _compile(expression)
         return self
@@ -202,7 +206,9 @@ class RoutesFile(BaseModel):
             seen.add(route.name)
             account = self.accounts.get(route.account)
             if account is None:
-                raise ValueError(f"routes.{index} ({route.name}): unknown account {route.account!r}")
+                raise ValueError(
+                    f"routes.{index} ({route.name}): unknown account {route.account!r}"
+                )
             if account.vendor != route.api.vendor:
                 raise ValueError(
                     f"routes.{index} ({route.name}): {route.action} needs a {route.api.vendor} "
@@ -254,7 +260,11 @@ def _describe(exc: ValidationError, document: dict[str, Any]) -> str:
         where = ".".join(str(p) for p in loc) or "file"
         if len(loc) >= 2 and loc[0] == "routes" and isinstance(loc[1], int):
             routes = document.get("routes") or []
-            name = routes[loc[1]].get("name") if loc[1] < len(routes) and isinstance(routes[loc[1]], dict) else None
+            name = (
+                routes[loc[1]].get("name")
+                if loc[1] < len(routes) and isinstance(routes[loc[1]], dict)
+                else None
+            )
             if name:
                 where = f"route {name!r} ({where})"
         lines.append(f"{where}: {error['msg']}")

@@ -40,13 +40,18 @@ class GzipJsonLinesUpload:
         if self._upload_id is None:
             if self.rows:
                 self._client.put_object(
-                    Bucket=self._bucket, Key=self.key, Body=self._buffer.getvalue(),
-                    ContentType="application/x-ndjson", ContentEncoding="gzip",
+                    Bucket=self._bucket,
+                    Key=self.key,
+                    Body=self._buffer.getvalue(),
+                    ContentType="application/x-ndjson",
+                    ContentEncoding="gzip",
                 )
             return
         self._send_part()
         self._client.complete_multipart_upload(
-            Bucket=self._bucket, Key=self.key, UploadId=self._upload_id,
+            Bucket=self._bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
             MultipartUpload={"Parts": self._parts},
         )
 
@@ -60,8 +65,10 @@ class GzipJsonLinesUpload:
     def _send_part(self) -> None:
         if self._upload_id is None:
             self._upload_id = self._client.create_multipart_upload(
-                Bucket=self._bucket, Key=self.key,
-                ContentType="application/x-ndjson", ContentEncoding="gzip",
+                Bucket=self._bucket,
+                Key=self.key,
+                ContentType="application/x-ndjson",
+                ContentEncoding="gzip",
             )["UploadId"]
         data = self._buffer.getvalue()
         self._buffer.seek(0)
@@ -70,7 +77,10 @@ class GzipJsonLinesUpload:
             return
         number = len(self._parts) + 1
         answer = self._client.upload_part(
-            Bucket=self._bucket, Key=self.key, UploadId=self._upload_id,
-            PartNumber=number, Body=data,
+            Bucket=self._bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=data,
         )
         self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})

@@ -87,14 +87,20 @@ def _publish(report: BatchReport, pipeline: TriggerPipeline, records: int) -> No
     counts = report.count()
     metrics.add_metric(name="EventsIn", unit=MetricUnit.Count, value=records)
     for status in Status:
-        metrics.add_metric(name=f"Events{status.value.title()}", unit=MetricUnit.Count,
-                           value=counts.get(status, 0))
+        metrics.add_metric(
+            name=f"Events{status.value.title()}", unit=MetricUnit.Count, value=counts.get(status, 0)
+        )
     metrics.add_metric(name="VendorCalls", unit=MetricUnit.Count, value=report.calls)
     if report.calls:
-        metrics.add_metric(name="RecipientsPerCall", unit=MetricUnit.Count,
-                           value=report.recipients / report.calls)
+        metrics.add_metric(
+            name="RecipientsPerCall", unit=MetricUnit.Count, value=report.recipients / report.calls
+        )
     logger.info(
         "batch settled",
-        extra={"records": records, "calls": report.calls, "recipients": report.recipients,
-               **{s.value: counts.get(s, 0) for s in Status}},
+        extra={
+            "records": records,
+            "calls": report.calls,
+            "recipients": report.recipients,
+            **{s.value: counts.get(s, 0) for s in Status},
+        },
     )

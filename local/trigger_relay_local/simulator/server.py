@@ -22,16 +22,32 @@ from .state import Faults, Received, SimConfig, SimState
 Handler = Callable[[SimState, re.Match[str], dict[str, str], str], zoho.Answer]
 
 ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
-    ("POST", re.compile(r"^/oauth/v2/token$"), "zoho.oauth",
-     lambda s, m, q, u: zoho.oauth_token(s, q)),
-    ("POST", re.compile(r"^/api/v1\.1/workflow/([^/]+)/action/trigger$"),
-     "zoho_campaigns.workflow_trigger",
-     lambda s, m, q, u: zoho.trigger(s, s.config.workflows, m.group(1), q, u, "1.1", "custom workflow")),
-    ("POST", re.compile(r"^/api/v1/journeys/([^/]+)/action/trigger$"),
-     "zoho_marketing_automation.journey_trigger",
-     lambda s, m, q, u: zoho.trigger(s, s.config.journeys, m.group(1), q, u, "1", "journey")),
-    ("POST|GET", re.compile(r"^/api/v1\.1/getcampaignrecipientsdata$"), "zoho_campaigns.recipients",
-     lambda s, m, q, u: zoho.recipients(s, q, u)),
+    (
+        "POST",
+        re.compile(r"^/oauth/v2/token$"),
+        "zoho.oauth",
+        lambda s, m, q, u: zoho.oauth_token(s, q),
+    ),
+    (
+        "POST",
+        re.compile(r"^/api/v1\.1/workflow/([^/]+)/action/trigger$"),
+        "zoho_campaigns.workflow_trigger",
+        lambda s, m, q, u: zoho.trigger(
+            s, s.config.workflows, m.group(1), q, u, "1.1", "custom workflow"
+        ),
+    ),
+    (
+        "POST",
+        re.compile(r"^/api/v1/journeys/([^/]+)/action/trigger$"),
+        "zoho_marketing_automation.journey_trigger",
+        lambda s, m, q, u: zoho.trigger(s, s.config.journeys, m.group(1), q, u, "1", "journey"),
+    ),
+    (
+        "POST|GET",
+        re.compile(r"^/api/v1\.1/getcampaignrecipientsdata$"),
+        "zoho_campaigns.recipients",
+        lambda s, m, q, u: zoho.recipients(s, q, u),
+    ),
 ]
 _OPEN_APIS = {"zoho.oauth"}
 
@@ -40,7 +56,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the request log is kept in memory, not printed
 
     def do_GET(self) -> None:
@@ -59,14 +75,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             query.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        for methods, pattern, api, handler in ROUTES:
-            match = pattern.match(split.path)
-            if match and method in methods.split("|"):
-                break
-        else:
+        found = _route(method, split.path)
+        if found is None:
             return self._send(404, "application/json", b'{"code":"404","status":"error"}')
-        received = Received(api, method, split.path, query,
-                            {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+        api, handler, match = found
+        received = Received(
+            api,
+            method,
+            split.path,
+            query,
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+            time.time(),
+        )
         state.record(received)
         fault = state.take_fault() if api not in _OPEN_APIS else None
         answer = self._answer(state, api, handler, match, query, split.path, fault)
@@ -78,8 +99,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         received.answer_code = _answer_code(content_type, payload) or str(status)
         return self._send(status, content_type, payload)
 
-    def _answer(self, state: SimState, api: str, handler: Handler, match: re.Match[str],
-                query: dict[str, str], uri: str, fault: Faults | None) -> zoho.Answer | None:
+    def _answer(
+        self,
+        state: SimState,
+        api: str,
+        handler: Handler,
+        match: re.Match[str],
+        query: dict[str, str],
+        uri: str,
+        fault: Faults | None,
+    ) -> zoho.Answer | None:
         if fault is not None:
             if fault.delay_seconds:
                 time.sleep(fault.delay_seconds)
@@ -121,13 +150,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+def _route(method: str, path: str) -> tuple[str, Handler, re.Match[str]] | None:
+    for methods, pattern, api, handler in ROUTES:
+        match = pattern.match(path)
+        if match and method in methods.split("|"):
+            return api, handler, match
+    return None
+
+
 def _answer_code(content_type: str, payload: bytes) -> str | None:
     if "json" in content_type:
         try:
             body = json.loads(payload)
         except ValueError:
             return None
-        return str(body.get("code") or body.get("error") or "") or None if isinstance(body, dict) else None
+        return (
+            str(body.get("code") or body.get("error") or "") or None
+            if isinstance(body, dict)
+            else None
+        )
     match = re.search(rb"<code>([^<]*)</code>", payload)
     return match.group(1).decode() if match else None
 
@@ -141,8 +182,13 @@ def stats(state: SimState) -> dict[str, Any]:
     return {
         "received": by_api,
         "limits": {
-            api: {"accepted": lim.accepted, "locks": lim.locks, "peak_in_window": lim.peak_in_window,
-                  "calls": lim.calls, "window_seconds": lim.window_seconds}
+            api: {
+                "accepted": lim.accepted,
+                "locks": lim.locks,
+                "peak_in_window": lim.peak_in_window,
+                "calls": lim.calls,
+                "window_seconds": lim.window_seconds,
+            }
             for api, lim in state.limits.items()
         },
         "tokens_minted": len(state.tokens),

@@ -96,8 +96,13 @@ class Received:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "api": self.api, "method": self.method, "path": self.path, "query": self.query,
-            "headers": self.headers, "body": self.body.decode("utf-8", "replace"), "at": self.at,
+            "api": self.api,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "body": self.body.decode("utf-8", "replace"),
+            "at": self.at,
             "answer_code": self.answer_code,
         }
 
@@ -122,7 +127,8 @@ class SimState:
         self.token_mints: list[float] = []
         self.faults = Faults()
         self.limits = {
-            api: CallLimit(calls, window, lock) for api, (calls, window, lock) in config.limits.items()
+            api: CallLimit(calls, window, lock)
+            for api, (calls, window, lock) in config.limits.items()
         }
 
     def record(self, received: Received) -> None:

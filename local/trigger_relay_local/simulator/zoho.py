@@ -50,22 +50,42 @@ def oauth_token(state: SimState, query: dict[str, str]) -> Answer:
     config = state.config
     if query.get("grant_type") != "refresh_token":
         return _json({"error": "unsupported_grant_type"})
-    if (query.get("client_id"), query.get("client_secret")) != (config.client_id, config.client_secret):
+    if (query.get("client_id"), query.get("client_secret")) != (
+        config.client_id,
+        config.client_secret,
+    ):
         return _json({"error": "invalid_client"})
     if query.get("refresh_token") != config.refresh_token:
         return _json({"error": "invalid_code"})
     token = state.mint_token()
     if token is None:
         return _json(
-            {"error": "Access Denied", "error_description": "You have made too many requests "
-             "continuously. Please try again after some time."}, status=400,
+            {
+                "error": "Access Denied",
+                "error_description": "You have made too many requests "
+                "continuously. Please try again after some time.",
+            },
+            status=400,
         )
-    return _json({"access_token": token, "api_domain": "https://www.zohoapis.com",
-                  "token_type": "Bearer", "expires_in": int(config.token_ttl_seconds)})
+    return _json(
+        {
+            "access_token": token,
+            "api_domain": "https://www.zohoapis.com",
+            "token_type": "Bearer",
+            "expires_in": int(config.token_ttl_seconds),
+        }
+    )
 
 
-def trigger(state: SimState, flows: dict[str, Flow], key: str, query: dict[str, str], uri: str,
-            version: str, kind: str) -> Answer:
+def trigger(
+    state: SimState,
+    flows: dict[str, Flow],
+    key: str,
+    query: dict[str, str],
+    uri: str,
+    version: str,
+    kind: str,
+) -> Answer:
     flow = flows.get(key)
     if flow is None:
         return error("9002", f"Invalid {kind} key", uri)
@@ -76,11 +96,16 @@ def trigger(state: SimState, flows: dict[str, Flow], key: str, query: dict[str, 
     except ValueError:
         return error("9007", TRIGGER_ERRORS["9007"], uri)
     if not isinstance(details, dict) or not all(
-        isinstance(details.get(k), str) and details.get(k) for k in ("lead_email", "triggerkey", "listkey")
+        isinstance(details.get(k), str) and details.get(k)
+        for k in ("lead_email", "triggerkey", "listkey")
     ):
         return error("9007", TRIGGER_ERRORS["9007"], uri)
     mailing_list = state.config.lists.get(details["listkey"])
-    if details["triggerkey"] != flow.trigger_key or details["listkey"] != flow.list_key or mailing_list is None:
+    if (
+        details["triggerkey"] != flow.trigger_key
+        or details["listkey"] != flow.list_key
+        or mailing_list is None
+    ):
         return error("400", TRIGGER_ERRORS["400"], uri)
     emails = [e.strip() for e in details["lead_email"].split(",") if e.strip()]
     if len(emails) > 200:
@@ -95,17 +120,19 @@ def trigger(state: SimState, flows: dict[str, Flow], key: str, query: dict[str, 
             else:
                 flow.triggered.add(email.lower())
                 triggered.append(email)
-    return _json({
-        "code": "200",
-        "already_triggered": already,
-        "list_key": details["listkey"],
-        "ignored_leads": ignored,
-        "list_name": mailing_list.name,
-        "version": version,
-        "url": uri,
-        "triggered_leads": triggered,
-        "status": "success",
-    })
+    return _json(
+        {
+            "code": "200",
+            "already_triggered": already,
+            "list_key": details["listkey"],
+            "ignored_leads": ignored,
+            "list_name": mailing_list.name,
+            "version": version,
+            "url": uri,
+            "triggered_leads": triggered,
+            "status": "success",
+        }
+    )
 
 
 def _recipient_row(index: int, action: str) -> dict[str, str]:
@@ -125,8 +152,11 @@ def _recipient_row(index: int, action: str) -> dict[str, str]:
 
 
 _XML_NAMES = {
-    "contactemailaddress": "contact_email", "firstname": "first_name",
-    "lastname": "last_name", "companyname": "company_name", "sentdate": "added_time",
+    "contactemailaddress": "contact_email",
+    "firstname": "first_name",
+    "lastname": "last_name",
+    "companyname": "company_name",
+    "sentdate": "added_time",
 }
 
 
@@ -147,21 +177,28 @@ def recipients(state: SimState, query: dict[str, str], uri: str) -> Answer:
     indices = range(max(1, start), min(total, start + size - 1) + 1)
     rows = [_recipient_row(i, action) for i in indices]
     if fmt == "JSON":
-        return _json({
-            "requestdetails": {"range": size, "action": action, "fromindex": start},
-            "status": "success", "list_of_details": rows, "code": "0", "uri": uri,
-            "version": "1.1",
-        })
+        return _json(
+            {
+                "requestdetails": {"range": size, "action": action, "fromindex": start},
+                "status": "success",
+                "list_of_details": rows,
+                "code": "0",
+                "uri": uri,
+                "version": "1.1",
+            }
+        )
     contacts = "".join(
-        "<contact>" + "".join(
+        "<contact>"
+        + "".join(
             f"<fl val={quoteattr(_XML_NAMES.get(k, k))}>{escape(v)}</fl>" for k, v in row.items()
-        ) + "</contact>"
+        )
+        + "</contact>"
         for row in rows
     )
     xml = (
         f'<response uri="{uri}" version="1.1"><status>success</status><code>0</code>'
         f"<range>{size}</range><action>{escape(action)}</action><fromindex>{start}</fromindex>"
-        f"<campaign_details><fl val=\"email_status\">Sent</fl></campaign_details>"
+        f'<campaign_details><fl val="email_status">Sent</fl></campaign_details>'
         f"<contacts>{contacts}</contacts></response>"
     )
     return 200, "application/xml;charset=UTF-8", xml.encode()
@@ -171,6 +208,8 @@ def _recipients_error(fmt: str, code: str, uri: str) -> Answer:
     message = RECIPIENT_ERRORS.get(code, TRIGGER_ERRORS.get(code, "error"))
     if fmt == "JSON":
         return error(code, message, uri)
-    xml = (f'<response uri="{uri}" version="1.1"><status>error</status><code>{code}</code>'
-           f"<message>{escape(message)}</message></response>")
+    xml = (
+        f'<response uri="{uri}" version="1.1"><status>error</status><code>{code}</code>'
+        f"<message>{escape(message)}</message></response>"
+    )
     return 200, "application/xml;charset=UTF-8", xml.encode()

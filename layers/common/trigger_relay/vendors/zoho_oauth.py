@@ -38,7 +38,9 @@ class TokenError(RuntimeError):
     """Zoho refused to mint a token; the reason names no secret."""
 
 
-def build_refresh(secret: ZohoClientSecret, data_centre: str, base_url: str | None) -> httpx.Request:
+def build_refresh(
+    secret: ZohoClientSecret, data_centre: str, base_url: str | None
+) -> httpx.Request:
     return httpx.Request(
         "POST",
         service_url("accounts", data_centre, base_url) + "/oauth/v2/token",

@@ -89,7 +89,9 @@ def build(
     )
 
 
-def parse(response: httpx.Response, from_index: int, page_size: int, fmt: Format = "json") -> Page | PageError:
+def parse(
+    response: httpx.Response, from_index: int, page_size: int, fmt: Format = "json"
+) -> Page | PageError:
     if response.status_code >= 500 or response.status_code == 429:
         return PageError(str(response.status_code), f"HTTP {response.status_code}", final=False)
     try:
@@ -110,7 +112,12 @@ def _json(response: httpx.Response) -> tuple[str, str, list[dict[str, Any]], str
     rows = body.get("list_of_details") or []
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ValueError("list_of_details is not a list of objects")
-    return str(body.get("code", "")), str(body.get("status", "")), rows, str(body.get("message", ""))
+    return (
+        str(body.get("code", "")),
+        str(body.get("status", "")),
+        rows,
+        str(body.get("message", "")),
+    )
 
 
 def _xml(response: httpx.Response) -> tuple[str, str, list[dict[str, Any]], str]:

@@ -1,7 +1,8 @@
 """Zoho's "trigger into a workflow / journey" APIs: up to 200 emails a call.
 
 Zoho Campaigns (seed 000): POST /api/v1.1/workflow/{workflowkey}/action/trigger?details={...}
-Zoho Marketing Automation (seed 001): POST /api/v1/journeys/{journeykey}/action/trigger?details={...}
+Zoho Marketing Automation (seed 001):
+    POST /api/v1/journeys/{journeykey}/action/trigger?details={...}
 Both take ``details`` = {"lead_email": "a,b,c", "triggerkey": ..., "listkey": ...} in the query
 string and answer ``triggered_leads``, ``already_triggered`` and ``ignored_leads``.
 """

@@ -1,0 +1,160 @@
+"""End to end on the local stack: SQS and EventBridge in, documented Zoho requests out."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EVENTS
+from trigger_relay_local.demo import run_demo
+from trigger_relay_local.embedded import Embedded
+from trigger_relay_local.fleet import PollerFleet, invoke, queue_depth, wait_drained
+
+pytestmark = pytest.mark.integration
+
+WORKFLOW = "9bb77af841821fa7767e402a0f250219"
+DOCUMENTED_KEYS = ["lead_email", "triggerkey", "listkey"]
+
+
+def event_file(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+def workflow_calls(env: Embedded) -> list:
+    return env.simulator.received("zoho_campaigns.workflow_trigger")
+
+
+def test_signup_via_sqs_and_eventbridge_reaches_zoho_as_documented(local: Embedded) -> None:
+    # Given the trigger function polling the ingest queue
+    stack = local.stack
+    queue = stack.outputs["IngestQueueUrl"]
+    fleet = PollerFleet(stack, stack.functions["TriggerFunction"], concurrency=1).start()
+    try:
+        # When a signup is sent to the queue and another is put on the bus
+        stack.client("sqs").send_message(
+            QueueUrl=queue, MessageBody=event_file("sqs-signup.json")["Records"][0]["body"]
+        )
+        eb = event_file("eventbridge-signup.json")
+        stack.client("events").put_events(
+            Entries=[
+                {
+                    "Source": eb["source"],
+                    "DetailType": eb["detail-type"],
+                    "Detail": json.dumps(eb["detail"]),
+                }
+            ]
+        )
+        assert wait_drained(stack, queue, timeout=60)
+    finally:
+        stats = fleet.stop()
+
+    # Then Zoho received the documented request for both signups, and nothing is left over
+    calls = workflow_calls(local)
+    assert calls, "no workflow trigger call reached the simulator"
+    emails = []
+    tokens = {r.query.get("access_token") for r in local.simulator.received("zoho.oauth")}
+    for call in calls:
+        assert call.method == "POST"
+        assert call.path == f"/api/v1.1/workflow/{WORKFLOW}/action/trigger"
+        assert list(call.query) == ["details"]
+        details = json.loads(call.query["details"])
+        assert list(details) == DOCUMENTED_KEYS
+        assert details["triggerkey"] == "9bb77af841821fa704a13363331fd551"
+        assert details["listkey"] == "9bb77af841821fa7d765f293a8830994"
+        assert call.headers["content-type"] == "application/x-www-form-urlencoded"
+        assert call.headers["authorization"].startswith("Zoho-oauthtoken 1000.")
+        assert call.answer_code == "200"
+        assert call.body == b""
+        emails += details["lead_email"].split(",")
+    assert sorted(emails) == ["joel.raunch@zylker.com", "patricia@zylker.com"]
+    assert None not in tokens or tokens == {None}
+    assert stats["records"] == 2 and stats["failed"] == 0
+    assert queue_depth(stack, stack.outputs["IngestDeadLetterQueueUrl"]) == 0
+
+
+def test_a_redelivered_batch_does_not_trigger_twice(local: Embedded) -> None:
+    # Given a batch the function has already processed
+    trigger = local.stack.functions["TriggerFunction"]
+    event = event_file("sqs-order.json")
+    before = len(local.simulator.received("zoho_marketing_automation.journey_trigger"))
+    first = invoke(local.stack, trigger, event)
+    # When SQS delivers the very same batch again
+    second = invoke(local.stack, trigger, event)
+    # Then the vendor saw one call, and both invocations succeeded for the record
+    assert first == second == {"batchItemFailures": []}
+    assert len(local.simulator.received("zoho_marketing_automation.journey_trigger")) == before + 1
+
+
+def test_bad_records_are_stored_with_reasons_and_acknowledged(local: Embedded) -> None:
+    trigger = local.stack.functions["TriggerFunction"]
+    good = event_file("sqs-signup.json")["Records"][0]
+    records = [
+        {**good, "messageId": "bad-json", "body": '{"type": '},
+        {**good, "messageId": "no-route", "body": json.dumps({"type": "user.deleted"})},
+        {
+            **good,
+            "messageId": "no-email",
+            "body": json.dumps({"type": "user.signed_up", "user": {}}),
+        },
+        {
+            **good,
+            "messageId": "bad-email",
+            "body": json.dumps({"type": "user.signed_up", "user": {"email": "x@"}}),
+        },
+    ]
+    answer = invoke(local.stack, trigger, {"Records": records})
+    assert answer == {"batchItemFailures": []}
+
+    s3 = local.stack.client("s3")
+    bucket = local.stack.outputs["RecipientsBucketName"]
+    stored = {}
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix="rejected/")["Contents"]:
+        for line in gzip.decompress(
+            s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        ).splitlines():
+            row = json.loads(line)
+            stored[row["record_id"]] = row
+    assert {
+        k: stored[k]["reasons"][0] for k in ("bad-json", "no-route", "no-email", "bad-email")
+    } == {
+        "bad-json": "body is not JSON: Expecting value at char 9",
+        "no-route": "no route matches event type 'user.deleted' (source None)",
+        "no-email": "route signup-welcome-workflow: email (user.email) is missing",
+        "bad-email": "route signup-welcome-workflow: email: Value error, not a valid email address",
+    }
+    assert stored["no-route"]["body"] == json.dumps({"type": "user.deleted"})
+
+
+def test_schedule_syncs_recipients_to_s3(local: Embedded) -> None:
+    sync = local.stack.functions["RecipientsSyncFunction"]
+    result = invoke(local.stack, sync, event_file("schedule.json"))
+    expected = local.simulator.state.config.campaigns["3a1e7c2f9b8d4e6f0000000000000001"].recipients
+    assert result["rows"] == sum(expected.values())
+    s3 = local.stack.client("s3")
+    bucket = local.stack.outputs["RecipientsBucketName"]
+    for run in result["runs"]:
+        if not run["key"]:
+            assert expected.get(run["action"], 0) == 0
+            continue
+        rows = gzip.decompress(
+            s3.get_object(Bucket=bucket, Key=run["key"])["Body"].read()
+        ).splitlines()
+        assert len(rows) == expected[run["action"]] == run["rows"]
+    # a second run finds nothing new: nothing is written twice
+    again = invoke(local.stack, sync, event_file("schedule.json"))
+    assert again["rows"] == 0
+
+
+def test_demo_runs_and_accounts_for_every_event(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = run_demo(tmp_path / "demo", out=lines.append)
+    assert result["drained"] and result["dlq"] == 0
+    metrics = result["metrics"]
+    assert metrics["EventsIn"] == 5
+    assert metrics["EventsDelivered"] + metrics["EventsRejected"] == 5
+    assert metrics["EventsRejected"] == 1 and metrics["EventsRetry"] == 0
+    assert any("Vendor calls" in line for line in lines)
+    assert not any("@zylker.com," in line for line in lines), "raw emails in the demo output"

@@ -1,0 +1,134 @@
+"""template.yaml: the linters and `sam build` are clean, and the promises we make hold in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.yaml_helper import yaml_parse
+
+from tests.conftest import ROOT
+
+TEMPLATE = ROOT / "template.yaml"
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    return str(path) if path.exists() else name
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "SAM_CLI_TELEMETRY": "0",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    return subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return yaml_parse(TEMPLATE.read_text())
+
+
+def test_cfn_lint_is_clean() -> None:
+    result = run(tool("cfn-lint"), str(TEMPLATE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_is_clean() -> None:
+    result = run(tool("sam"), "validate", "--template-file", str(TEMPLATE), "--region", "eu-west-1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_sam_validate_lint_is_clean() -> None:
+    result = run(
+        tool("sam"), "validate", "--lint", "--template-file", str(TEMPLATE), "--region", "eu-west-1"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_sam_build_succeeds(tmp_path: Path) -> None:
+    assert shutil.which("python3.13", path=f"{BIN}{os.pathsep}{os.environ['PATH']}"), (
+        "sam build needs the python3.13 runtime on PATH (make creates .venv with it)"
+    )
+    build = tmp_path / "build"
+    result = run(tool("sam"), "build", "--template-file", str(TEMPLATE), "--build-dir", str(build))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    layer = build / "SharedLayer" / "python"
+    assert (layer / "trigger_relay" / "pipeline.py").exists()
+    assert (layer / "routes.yaml").exists()
+    assert list((layer / "pydantic_core").glob("*aarch64*.so")), (
+        "layer built for the wrong architecture"
+    )
+    assert (build / "TriggerFunction" / "app.py").exists()
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def test_queues_tables_and_bucket_are_encrypted(template: dict[str, Any]) -> None:
+    for name, queue in resources(template, "AWS::SQS::Queue").items():
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True, name
+    for name, table in resources(template, "AWS::DynamoDB::Table").items():
+        props = table["Properties"]
+        assert props["SSESpecification"]["SSEEnabled"] is True, name
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
+        assert props["BillingMode"] == "PAY_PER_REQUEST", name
+    bucket = template["Resources"]["RecipientsBucket"]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+
+
+def test_bucket_and_queues_refuse_plain_http(template: dict[str, Any]) -> None:
+    for policy in ("RecipientsBucketPolicy", "IngestQueuePolicy"):
+        statements = template["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        ), policy
+
+
+def test_no_wildcard_actions_on_data(template: dict[str, Any]) -> None:
+    for name, function in resources(template, "AWS::Serverless::Function").items():
+        for policy in function["Properties"].get("Policies", []):
+            for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                actions = (
+                    statement["Action"]
+                    if isinstance(statement["Action"], list)
+                    else [statement["Action"]]
+                )
+                assert not any(a == "*" or a.endswith(":*") for a in actions), (name, actions)
+                assert statement["Resource"] != "*", name
+
+
+def test_sqs_event_source_is_set_for_200_recipient_calls(template: dict[str, Any]) -> None:
+    source = template["Resources"]["TriggerFunction"]["Properties"]["Events"]["Ingest"][
+        "Properties"
+    ]
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "MaximumConcurrency" in source["ScalingConfig"]
+    assert template["Parameters"]["TriggerBatchSize"]["Default"] % 200 == 0
+    queue = template["Resources"]["IngestQueue"]["Properties"]
+    timeout = template["Resources"]["TriggerFunction"]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] == 6 * timeout
+    assert "deadLetterTargetArn" in queue["RedrivePolicy"]
+
+
+def test_functions_run_python_3_13_with_log_retention(template: dict[str, Any]) -> None:
+    assert template["Globals"]["Function"]["Runtime"] == "python3.13"
+    groups = resources(template, "AWS::Logs::LogGroup")
+    for name in resources(template, "AWS::Serverless::Function"):
+        assert f"{name}LogGroup" in groups

@@ -1,0 +1,155 @@
+"""QuotaGate on DynamoDB (moto, in process) with fake clocks: the bound, locks, and cost."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from trigger_relay.quota import Denial, Grant, Limit, QuotaGate
+
+TABLE = "quota"
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[object]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        client.create_table(
+            TableName=TABLE,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_idle_api_grants_now_then_spaces_slots(dynamodb) -> None:
+    clock = Clock()
+    gate = QuotaGate(TABLE, dynamodb, clock)
+    limit = Limit(calls=11, window_seconds=10, safety_margin_seconds=0)
+    first = gate.reserve("k", limit)
+    second = gate.reserve("k", limit)
+    assert first == Grant(clock.now)
+    assert isinstance(second, Grant) and second.slot_at == pytest.approx(clock.now + 1.0)
+
+
+def test_schedule_full_beyond_max_wait_is_a_denial_with_a_time(dynamodb) -> None:
+    clock = Clock()
+    gate = QuotaGate(TABLE, dynamodb, clock)
+    limit = Limit(calls=11, window_seconds=10, safety_margin_seconds=0, max_wait_seconds=2)
+    grants = [gate.reserve("k", limit) for _ in range(3)]  # now, +1, +2
+    assert all(isinstance(g, Grant) for g in grants)
+    denial = gate.reserve("k", limit)
+    assert denial == Denial(retry_at=pytest.approx(clock.now + 1.0), locked=False)
+
+
+def test_recorded_lock_stops_every_caller_until_it_ends(dynamodb) -> None:
+    clock = Clock()
+    gate, other = QuotaGate(TABLE, dynamodb, clock), QuotaGate(TABLE, dynamodb, clock)
+    limit = Limit(calls=100, window_seconds=300, lock_seconds=1800)
+    assert isinstance(gate.reserve("k", limit), Grant)
+    until = gate.record_lock("k", limit.lock_seconds)
+    assert until == pytest.approx(clock.now + 1800)
+    denial = other.reserve("k", limit)
+    assert denial == Denial(retry_at=pytest.approx(until), locked=True)
+    clock.now = until + 0.001
+    assert isinstance(other.reserve("k", limit), Grant)
+
+
+def test_other_apis_are_not_locked(dynamodb) -> None:
+    gate = QuotaGate(TABLE, dynamodb, Clock())
+    limit = Limit(calls=100, window_seconds=300)
+    gate.record_lock("zoho#a#workflow", 1800)
+    assert isinstance(gate.reserve("zoho#a#journey", limit), Grant)
+
+
+def test_one_conditional_write_per_grant_under_a_backlog(dynamodb) -> None:
+    clock = Clock()
+    gates = [QuotaGate(TABLE, dynamodb, clock) for _ in range(4)]
+    limit = Limit(calls=50, window_seconds=5, safety_margin_seconds=0.1, max_wait_seconds=60)
+    grants = 0
+    for _ in range(50):
+        for gate in gates:
+            grants += isinstance(gate.reserve("k", limit), Grant)
+        clock.now += 0.05
+    requests = sum(g.requests for g in gates)
+    assert grants == 200
+    # each gate pays one extra write at most when it first learns that a backlog exists
+    assert requests <= grants + len(gates)
+
+
+def test_limit_config_checks() -> None:
+    with pytest.raises(ValueError, match="shorter than window"):
+        Limit(calls=10, window_seconds=5, safety_margin_seconds=5)
+    assert Limit(calls=500, window_seconds=300).utilisation() > 0.99
+    assert Limit(calls=50, window_seconds=5, safety_margin_seconds=0.1).utilisation() >= 0.95
+
+
+def calls_in_any_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    most, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] < t - window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    clients=st.integers(min_value=1, max_value=8),
+    calls=st.integers(min_value=2, max_value=30),
+    window=st.floats(min_value=1.0, max_value=10.0),
+    skew=st.floats(min_value=0.0, max_value=0.3),
+    latency=st.floats(min_value=0.0, max_value=0.2),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_never_more_than_the_limit_in_any_window(
+    dynamodb, clients, calls, window, skew, latency, seed
+) -> None:
+    """Many clients with skewed clocks and late delivery never exceed the vendor's limit."""
+    rng = random.Random(seed)
+    limit = Limit(
+        calls=calls,
+        window_seconds=window,
+        safety_margin_seconds=skew + latency + 0.01,
+        max_wait_seconds=rng.uniform(0, window),
+    )
+    key = f"k{seed}-{clients}-{calls}"
+    real = Clock(1_800_000_000.0)
+    offsets = [rng.uniform(-skew / 2, skew / 2) for _ in range(clients)]
+    gates = [QuotaGate(TABLE, dynamodb, lambda o=o: real.now + o) for o in offsets]
+    horizon = real.now + 3 * window
+    arrivals = [(real.now + rng.uniform(0, 0.5), i) for i in range(clients)]
+    heapq.heapify(arrivals)
+    vendor_times: list[float] = []
+    while arrivals:
+        real.now, i = heapq.heappop(arrivals)
+        if real.now > horizon:
+            continue
+        decision = gates[i].reserve(key, limit)
+        if isinstance(decision, Grant):
+            call_at = decision.slot_at - offsets[i]  # the client's clock to real time
+            vendor_times.append(max(call_at, real.now) + rng.uniform(0, latency))
+            next_at = max(call_at, real.now) + rng.uniform(0, 0.3)
+        else:
+            next_at = decision.retry_at - offsets[i] + rng.uniform(0, 0.05)
+        heapq.heappush(arrivals, (max(next_at, real.now + 0.001), i))
+    assert calls_in_any_window(vendor_times, window) <= calls

@@ -1,0 +1,108 @@
+"""Contract: Zoho Campaigns recipients data (seed 003) in JSON and XML, paging, error codes."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_plus
+
+import httpx
+import pytest
+
+from tests.conftest import seed, seed_block
+from trigger_relay.recipients_sync import normalise
+from trigger_relay.safe_xml import UnsafeXml, parse_xml
+from trigger_relay.vendors import zoho_recipients as api
+from trigger_relay.vendors.zoho_recipients import ACTIONS, Page, PageError
+
+TEXT = seed("003")
+
+
+def test_the_nine_actions_are_the_documented_ones() -> None:
+    documented = TEXT.split("action* | String | [", 1)[1].split("]", 1)[0]
+    assert sorted(a.strip() for a in documented.split("|")) == sorted(ACTIONS)
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_build_matches_the_sample_request(fmt: str) -> None:
+    request = api.build(
+        "CK1", "sentcontacts", 1, 20, token="t", base_url="https://campaigns.zoho.com", fmt=fmt
+    )
+    url = unquote_plus(str(request.url))
+    assert url.startswith("https://campaigns.zoho.com/api/v1.1/getcampaignrecipientsdata?")
+    assert f"resfmt={fmt.upper()}&campaignkey=CK1&action=sentcontacts" in url
+    assert url.endswith("&fromindex=1&range=20")
+    assert request.method == "POST"
+    assert request.headers["Authorization"] == "Zoho-oauthtoken t"
+
+
+def test_seed_json_response() -> None:
+    body = seed_block(TEXT[TEXT.index("Sample JSON Request") :], "Sample Response")
+    page = api.parse(httpx.Response(200, text=body), 1, 20, "json")
+    assert isinstance(page, Page) and page.last
+    assert page.rows[0]["contactemailaddress"] == "john.doe@xyz.com"
+    row = normalise(page.rows[0], "CK1", "sentcontacts", "2026-11-23T00:00:00+00:00")
+    assert row["sent_time"] == "2013-08-02T15:09:21+00:00"
+    assert row["phone"] is None and row["companyname"] is None and row["lastname"] == ""
+    assert (row["campaign_key"], row["action"]) == ("CK1", "sentcontacts")
+
+
+def test_seed_xml_response() -> None:
+    body = seed_block(TEXT, "Sample XML Request", "<response")
+    page = api.parse(httpx.Response(200, text=body), 1, 20, "xml")
+    assert isinstance(page, Page)
+    assert page.rows == [
+        {
+            "sentdate": "02 Aug 2013, 12:39 PM",
+            "firstname": "meganath.v",
+            "lastname": None,
+            "companyname": None,
+            "phone": None,
+            "contactemailaddress": "john.doe@xyz.com",
+        }
+    ]
+
+
+@pytest.mark.parametrize("code", ["6601", "6607", "6303", "6002"])
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_documented_codes_end_the_campaign_run(code: str, fmt: str) -> None:
+    if fmt == "json":
+        response = httpx.Response(200, json={"code": code, "status": "error", "message": "m"})
+    else:
+        response = httpx.Response(
+            200, text=f"<response><status>error</status><code>{code}</code></response>"
+        )
+    result = api.parse(response, 1, 20, fmt)
+    assert isinstance(result, PageError) and result.final and result.code == code
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(502, text="bad gateway"),
+        httpx.Response(200, text="{not json"),
+        httpx.Response(200, json={"code": "0", "status": "success", "list_of_details": "x"}),
+    ],
+)
+def test_transient_failures_are_not_final(response: httpx.Response) -> None:
+    result = api.parse(response, 1, 20, "json")
+    assert isinstance(result, PageError) and not result.final
+
+
+def test_full_page_is_not_last() -> None:
+    rows = [{"contactemailaddress": f"a{i}@b.co"} for i in range(20)]
+    page = api.parse(
+        httpx.Response(200, json={"code": "0", "status": "success", "list_of_details": rows}),
+        21,
+        20,
+    )
+    assert isinstance(page, Page) and not page.last and page.from_index == 21
+
+
+def test_xml_with_entities_is_refused() -> None:
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;">]><r>&b;</r>'
+    )
+    with pytest.raises(UnsafeXml, match="DTD"):
+        parse_xml(bomb)
+    result = api.parse(httpx.Response(200, content=bomb), 1, 20, "xml")
+    assert isinstance(result, PageError) and "DTD" in result.reason
