@@ -31,7 +31,13 @@ def _clear_caches() -> None:
     from trigger_relay import clients
 
     parameters.clear_caches()
-    for factory in (clients.aws, clients.http, clients.zoho_tokens, clients._routes):
+    for factory in (
+        clients.aws,
+        clients.http,
+        clients.zoho_tokens,
+        clients.quota_gate,
+        clients._routes,
+    ):
         factory.cache_clear()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from . import moto_patches
 from .simulator import SimConfig, Simulator
 from .stack import ROUTES, LocalStack, provision
 
@@ -51,6 +52,7 @@ def embedded_stack(
     routes_source: Path = ROUTES,
 ) -> Iterator[Embedded]:
     _quiet()
+    moto_patches.apply()
     from moto.server import ThreadedMotoServer  # the dev extra; imported only here
 
     shutil.rmtree(workdir, ignore_errors=True)

@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from .credentials import ZohoTokens
 from .delivery import HTTP_TIMEOUT
+from .quota import QuotaGate
 from .routes import RoutesFile, load_routes
 
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=20)
@@ -39,6 +40,12 @@ def _routes(path: Path, mtime_ns: int) -> RoutesFile:
 def routes(path: Path) -> RoutesFile:
     """The routes file, parsed once and again only when it changes."""
     return _routes(path, path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@lru_cache(maxsize=4)
+def quota_gate(table: str) -> QuotaGate:
+    """One gate per execution environment: it remembers each schedule's state between calls."""
+    return QuotaGate(table, aws("dynamodb"))
 
 
 @lru_cache(maxsize=1)

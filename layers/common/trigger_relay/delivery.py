@@ -54,7 +54,7 @@ class VendorCaller:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._http = http
-        self._quota = quota
+        self.quota = quota
         self._tokens = tokens
         self._deadline = deadline
         self._clock = clock
@@ -76,7 +76,7 @@ class VendorCaller:
         refreshed = False
         attempt = 0
         while True:
-            decision = self._quota.reserve(key, limit)
+            decision = self.quota.reserve(key, limit)
             if isinstance(decision, Denial):
                 reason = "vendor lock recorded" if decision.locked else "quota: no free slot"
                 return Deferred(decision.retry_at, reason)
@@ -86,7 +86,7 @@ class VendorCaller:
             result = self._send(account_name, account, api, params, recipients, base_url, codes)
             attempt += 1
             if result.locked:
-                until = self._quota.record_lock(key, limit.lock_seconds)
+                until = self.quota.record_lock(key, limit.lock_seconds)
                 logger.warning("vendor lock", extra={"quota_key": key, "locked_until": until})
                 return Deferred(until, f"vendor locked the API ({result.vendor_code})")
             if result.token_invalid and not refreshed:

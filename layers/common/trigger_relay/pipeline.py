@@ -80,15 +80,15 @@ class TriggerPipeline:
         rejected: RejectedStore,
     ) -> None:
         self._routes = routes
-        self._caller = caller
-        self._ledger = ledger
+        self.caller = caller
+        self.ledger = ledger
         self._deferrals = deferrals
         self._rejected = rejected
 
     def process(self, records: list[InboundRecord]) -> BatchReport:
         progress = {r.record_id: _Progress(r) for r in records}
         deliveries = self._deliveries(records, progress)
-        done = self._ledger.delivered(d.ledger_key for d in deliveries)
+        done = self.ledger.delivered(d.ledger_key for d in deliveries)
         pending = []
         for delivery in deliveries:
             if delivery.ledger_key in done:
@@ -100,7 +100,7 @@ class TriggerPipeline:
         recipients = 0
         for call in calls:
             account = self._routes.accounts[call.account]
-            result = self._caller.call(
+            result = self.caller.call(
                 call.account, account, call.route.api, call.route.typed_params, call.recipients
             )
             recipients += len(call.recipients)
@@ -122,7 +122,7 @@ class TriggerPipeline:
                     else:
                         record.retry.append(f"{tag}: {outcome.detail}")
             if delivered_keys:
-                self._ledger.remember(delivered_keys)
+                self.ledger.remember(delivered_keys)
 
         self._park(progress)
         return BatchReport(

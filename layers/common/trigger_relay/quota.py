@@ -80,6 +80,7 @@ def _n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
+_RECENT_MS = 1000
 _NOT_LOCKED = "(attribute_not_exists(locked_until) OR locked_until <= :now)"
 
 
@@ -103,7 +104,9 @@ class QuotaGate:
         interval = math.ceil(limit.interval * 1000)  # rounding up keeps the bound
         for _ in range(3):
             now = _ms(self._clock())
-            backlog = self._tat_seen.get(key, 0) >= now
+            # Guess the form from the last tat seen: a schedule that was busy moments ago
+            # most likely still is (a wrong guess costs one more write, at the transitions).
+            backlog = self._tat_seen.get(key, 0) >= now - max(2 * interval, _RECENT_MS)
             try:
                 if backlog:
                     tat = self._update(

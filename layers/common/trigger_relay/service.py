@@ -16,7 +16,6 @@ from .ledger import DeliveryLedger
 from .observability import logger, metrics
 from .parking import Deferrals, RejectedStore
 from .pipeline import BatchReport, InboundRecord, Status, TriggerPipeline
-from .quota import QuotaGate
 from .settings import TriggerSettings
 
 # Stop starting calls this long before Lambda's timeout, leaving time to settle the batch.
@@ -33,7 +32,7 @@ def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> 
     http = clients.http()
     caller = VendorCaller(
         http,
-        QuotaGate(settings.quota_table, clients.aws("dynamodb")),
+        clients.quota_gate(settings.quota_table),
         clients.zoho_tokens(),
         deadline=deadline,
     )
@@ -62,8 +61,9 @@ def sqs_records(event: dict[str, Any]) -> list[InboundRecord]:
 def run(records: list[InboundRecord], context: LambdaContext | None) -> BatchReport:
     settings = TriggerSettings.from_env()
     pipeline = build_pipeline(settings, context)
+    quota_before = pipeline.caller.quota.requests
     report = pipeline.process(records)
-    _publish(report, pipeline, len(records))
+    _publish(report, pipeline, len(records), pipeline.caller.quota.requests - quota_before)
     return report
 
 
@@ -83,23 +83,28 @@ def park_unsent(report: BatchReport, records: list[InboundRecord]) -> None:
         )
 
 
-def _publish(report: BatchReport, pipeline: TriggerPipeline, records: int) -> None:
+def _publish(
+    report: BatchReport, pipeline: TriggerPipeline, records: int, quota_requests: int
+) -> None:
     counts = report.count()
-    metrics.add_metric(name="EventsIn", unit=MetricUnit.Count, value=records)
+    add = metrics.add_metric
+    add(name="EventsIn", unit=MetricUnit.Count, value=records)
     for status in Status:
-        metrics.add_metric(
+        add(
             name=f"Events{status.value.title()}", unit=MetricUnit.Count, value=counts.get(status, 0)
         )
-    metrics.add_metric(name="VendorCalls", unit=MetricUnit.Count, value=report.calls)
-    if report.calls:
-        metrics.add_metric(
-            name="RecipientsPerCall", unit=MetricUnit.Count, value=report.recipients / report.calls
-        )
+    calls = pipeline.caller.calls
+    add(name="VendorCalls", unit=MetricUnit.Count, value=len(calls))
+    add(name="QuotaRequests", unit=MetricUnit.Count, value=quota_requests)
+    add(name="LedgerRequests", unit=MetricUnit.Count, value=pipeline.ledger.requests)
+    for call in calls:
+        add(name="RecipientsPerCall", unit=MetricUnit.Count, value=call.recipients)
+        add(name="VendorLatency", unit=MetricUnit.Milliseconds, value=round(call.latency * 1000, 1))
     logger.info(
         "batch settled",
         extra={
             "records": records,
-            "calls": report.calls,
+            "calls": len(calls),
             "recipients": report.recipients,
             **{s.value: counts.get(s, 0) for s in Status},
         },

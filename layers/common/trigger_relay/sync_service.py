@@ -9,7 +9,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import clients
 from .observability import logger, metrics
-from .quota import QuotaGate
 from .recipients_sync import RecipientsSync, SyncCursors, SyncReport
 from .settings import SyncSettings
 
@@ -28,7 +27,7 @@ def run(context: LambdaContext | None) -> SyncReport:
     sync = RecipientsSync(
         http=clients.http(),
         tokens=clients.zoho_tokens(),
-        quota=QuotaGate(settings.quota_table, clients.aws("dynamodb")),
+        quota=clients.quota_gate(settings.quota_table),
         cursors=SyncCursors(settings.cursor_table, clients.aws("dynamodb")),
         s3=clients.aws("s3"),
         bucket=settings.recipients_bucket,
