@@ -60,7 +60,7 @@ def most_in_any_window(times: list[float], window: float) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=800)
-    parser.add_argument("--pollers", type=int, default=4)
+    parser.add_argument("--pollers", type=int, default=6)
     args = parser.parse_args()
 
     config = SimConfig.demo()

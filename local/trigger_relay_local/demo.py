@@ -10,10 +10,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from trigger_relay.observability import mask_email
+from trigger_relay.routes import load_routes
 
 from .embedded import Embedded, embedded_stack
 from .emf import metric_totals
 from .fleet import PollerFleet, invoke, queue_depth, wait_drained
+from .status import format_status, quota_status
 from .template import ROOT
 
 EVENTS = ROOT / "events"
@@ -127,6 +129,11 @@ def run_demo(workdir: Path = WORKDIR, out: Any = print) -> dict[str, Any]:
         for run in sync["runs"]:
             if run["key"]:
                 out(f"  s3://…/{run['key']}  ({run['rows']} rows, {run['stopped']})")
+        out("\nQuota status (trigger-relay-local status):")
+        routes = load_routes(stack.routes_file)
+        table = stack.outputs["QuotaTableName"]
+        for line in format_status(quota_status(stack.client("dynamodb"), table, routes)):
+            out(f"  {line}")
         out(
             f"\nIngest queue left: {queue_depth(stack, queue)}   DLQ: {dlq}   "
             f"drained: {'yes' if drained else 'NO'}   took {time.monotonic() - started:.1f} s"

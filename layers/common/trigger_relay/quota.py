@@ -80,7 +80,7 @@ def _n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
-_RECENT_MS = 1000
+_RECENT_MS = 5000
 _NOT_LOCKED = "(attribute_not_exists(locked_until) OR locked_until <= :now)"
 
 
