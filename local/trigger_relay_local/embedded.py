@@ -34,12 +34,14 @@ def _quiet() -> None:
 def simulator_secrets(config: SimConfig, routes_source: Path) -> dict[str, dict[str, str]]:
     """Every account's secret, holding the simulator's OAuth client."""
     document = yaml.safe_load(routes_source.read_text(encoding="utf-8"))
+    zoho = {
+        "client_id": config.client_id,
+        "client_secret": config.client_secret,
+        "refresh_token": config.refresh_token,
+    }
+    altcraft = {"token": config.altcraft_token}
     return {
-        account["secret"]: {
-            "client_id": config.client_id,
-            "client_secret": config.client_secret,
-            "refresh_token": config.refresh_token,
-        }
+        account["secret"]: zoho if account["vendor"] == "zoho" else altcraft
         for account in document.get("accounts", {}).values()
     }
 

@@ -49,6 +49,8 @@ def quota_status(
     statuses = []
     for item in sorted(items, key=lambda i: i["pk"]["S"]):
         key = item["pk"]["S"]
+        if key.count("#") != 2:  # not a schedule (the shared Zoho token lives here too)
+            continue
         limit = _limit(key, routes)
         tat = int(item.get("tat", {"N": "0"})["N"]) / 1000
         locked_until = int(item.get("locked_until", {"N": "0"})["N"]) / 1000

@@ -14,7 +14,7 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from .credentials import ZohoTokens
+from .credentials import Credentials, SharedTokenStore, ZohoTokens
 from .delivery import HTTP_TIMEOUT
 from .quota import QuotaGate
 from .routes import RoutesFile, load_routes
@@ -48,7 +48,12 @@ def quota_gate(table: str) -> QuotaGate:
     return QuotaGate(table, aws("dynamodb"))
 
 
-@lru_cache(maxsize=1)
-def zoho_tokens() -> ZohoTokens:
-    """One access-token cache per execution environment."""
-    return ZohoTokens(http())
+@lru_cache(maxsize=4)
+def zoho_tokens(table: str) -> ZohoTokens:
+    """One access-token cache per execution environment, backed by the table for all Lambdas."""
+    return ZohoTokens(http(), shared=SharedTokenStore(table, aws("dynamodb")))
+
+
+@lru_cache(maxsize=4)
+def credentials(table: str) -> Credentials:
+    return Credentials(zoho_tokens(table))

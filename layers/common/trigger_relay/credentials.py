@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from aws_lambda_powertools.utilities import parameters
+from botocore.exceptions import ClientError
 
 from .routes import Account
 from .vendors.zoho_oauth import AccessToken, ZohoClientSecret, build_refresh, parse_refresh
@@ -24,18 +25,103 @@ def read_secret(name: str) -> dict[str, Any]:
     return value
 
 
+class SharedTokenStore:
+    """Access tokens in DynamoDB, shared by every Lambda, with a short lease for minting.
+
+    Zoho mints at most 10 access tokens per refresh token per 10 minutes, so cold starts must
+    not each mint one. The item ``token#<account>`` holds the token and its expiry; whoever
+    takes the lease mints, the others wait briefly and read. The table is encrypted at rest.
+    """
+
+    LEASE_SECONDS = 10.0
+
+    def __init__(
+        self,
+        table: str,
+        client: Any,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._table = table
+        self._client = client
+        self._clock = clock
+        self._sleep = sleep
+
+    def _key(self, account_name: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": f"token#{account_name}"}}
+
+    def read(self, account_name: str) -> AccessToken | None:
+        item = self._client.get_item(
+            TableName=self._table, Key=self._key(account_name), ConsistentRead=True
+        ).get("Item", {})
+        if "token" not in item:
+            return None
+        return AccessToken(item["token"]["S"], float(item["expires_at"]["N"]))
+
+    def take_lease(self, account_name: str) -> bool:
+        now = self._clock()
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(account_name),
+                UpdateExpression="SET lease_until = :until",
+                ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now",
+                ExpressionAttributeValues={
+                    ":until": {"N": str(now + self.LEASE_SECONDS)},
+                    ":now": {"N": str(now)},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def write(self, account_name: str, token: AccessToken) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._key(account_name),
+            UpdateExpression="SET #t = :token, expires_at = :exp REMOVE lease_until",
+            ExpressionAttributeNames={"#t": "token"},
+            ExpressionAttributeValues={
+                ":token": {"S": token.value},
+                ":exp": {"N": str(token.expires_at)},
+            },
+        )
+
+    def discard(self, account_name: str, value: str) -> None:
+        """Forget a token Zoho refused, unless another Lambda already replaced it."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(account_name),
+                UpdateExpression="REMOVE #t, expires_at",
+                ConditionExpression="#t = :bad",
+                ExpressionAttributeNames={"#t": "token"},
+                ExpressionAttributeValues={":bad": {"S": value}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+
 class ZohoTokens:
-    """Access tokens per account, minted by the refresh-token grant and reused until near expiry."""
+    """Access tokens per account: in memory, then the shared store, then minted by the
+    refresh-token grant; reused until five minutes before they expire."""
 
     def __init__(
         self,
         http: httpx.Client,
         secrets: Callable[[str], dict[str, Any]] = read_secret,
         clock: Callable[[], float] = time.time,
+        shared: SharedTokenStore | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._http = http
         self._secrets = secrets
         self._clock = clock
+        self._shared = shared
+        self._sleep = sleep
         self._tokens: dict[str, AccessToken] = {}
         self._lock = threading.Lock()
         self.minted = 0
@@ -44,16 +130,56 @@ class ZohoTokens:
         with self._lock:
             token = self._tokens.get(account_name)
             if token is None or not token.fresh(self._clock()):
-                token = self._mint(account)
+                token = self._fetch(account_name, account)
                 self._tokens[account_name] = token
             return token.value
 
     def invalidate(self, account_name: str) -> None:
         with self._lock:
-            self._tokens.pop(account_name, None)
+            token = self._tokens.pop(account_name, None)
+        if token is not None and self._shared is not None:
+            self._shared.discard(account_name, token.value)
+
+    def _fetch(self, account_name: str, account: Account) -> AccessToken:
+        if self._shared is None:
+            return self._mint(account)
+        deadline = self._clock() + SharedTokenStore.LEASE_SECONDS
+        while True:
+            stored = self._shared.read(account_name)
+            if stored is not None and stored.fresh(self._clock()):
+                return stored
+            if self._shared.take_lease(account_name):
+                token = self._mint(account)
+                self._shared.write(account_name, token)
+                return token
+            if self._clock() >= deadline:  # the lease holder died: mint ourselves
+                return self._mint(account)
+            self._sleep(0.2)
 
     def _mint(self, account: Account) -> AccessToken:
         secret = ZohoClientSecret.model_validate(self._secrets(account.secret))
         request = build_refresh(secret, account.data_centre, account.base_url)
         self.minted += 1
         return parse_refresh(self._http.send(request), self._clock())
+
+
+class Credentials:
+    """The token a call carries: a Zoho access token, or the Altcraft API token from its secret."""
+
+    def __init__(
+        self, zoho: ZohoTokens, secrets: Callable[[str], dict[str, Any]] = read_secret
+    ) -> None:
+        self._zoho = zoho
+        self._secrets = secrets
+
+    def token(self, account_name: str, account: Account) -> str:
+        if account.vendor == "zoho":
+            return self._zoho.get(account_name, account)
+        token = self._secrets(account.secret).get("token")
+        if not isinstance(token, str) or not token:
+            raise ValueError(f"secret {account.secret} holds no 'token'")
+        return token
+
+    def invalidate(self, account_name: str, account: Account) -> None:
+        if account.vendor == "zoho":
+            self._zoho.invalidate(account_name)

@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 
-from .credentials import ZohoTokens
+from .credentials import Credentials
 from .observability import logger
 from .quota import Denial, QuotaGate
 from .routes import Account
 from .vendors.outcomes import CallResult, Outcome
 from .vendors.registry import TriggerApi
-from .vendors.zoho import DEFAULT_CODES, service_url
+from .vendors.zoho import DEFAULT_CODES
 
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 TRANSIENT_ATTEMPTS = 2  # a 5xx or a timeout is tried once more, after a short pause
@@ -47,7 +47,7 @@ class VendorCaller:
         self,
         http: httpx.Client,
         quota: QuotaGate,
-        tokens: ZohoTokens,
+        credentials: Credentials,
         *,
         deadline: float,
         clock: Callable[[], float] = time.time,
@@ -55,7 +55,7 @@ class VendorCaller:
     ) -> None:
         self._http = http
         self.quota = quota
-        self._tokens = tokens
+        self._credentials = credentials
         self._deadline = deadline
         self._clock = clock
         self._sleep = sleep
@@ -71,7 +71,7 @@ class VendorCaller:
     ) -> CallResult | Deferred:
         key = quota_key(account_name, account, api)
         limit = account.limit(api.action)
-        base_url = service_url(api.service, account.data_centre, account.base_url)
+        base_url = api.base_url(account.data_centre, account.base_url) or ""
         codes = DEFAULT_CODES.with_lock_codes(account.lock_codes)
         refreshed = False
         attempt = 0
@@ -90,7 +90,7 @@ class VendorCaller:
                 logger.warning("vendor lock", extra={"quota_key": key, "locked_until": until})
                 return Deferred(until, f"vendor locked the API ({result.vendor_code})")
             if result.token_invalid and not refreshed:
-                self._tokens.invalidate(account_name)
+                self._credentials.invalidate(account_name, account)
                 refreshed = True
                 continue
             transient = all(r.outcome is Outcome.RETRY for r in result.by_recipient.values())
@@ -110,7 +110,7 @@ class VendorCaller:
         codes: Any,
     ) -> CallResult:
         keys = [r.key for r in recipients]
-        token = self._tokens.get(account_name, account)
+        token = self._credentials.token(account_name, account)
         request = api.build(recipients, params, token=token, base_url=base_url)
         started = self._clock()
         try:

@@ -36,7 +36,7 @@ class PlannedCall:
 
 
 def plan_calls(deliveries: list[Delivery]) -> list[PlannedCall]:
-    """Group by (account, action, target), dedupe recipients, cut at the API's cap.
+    """Group by (account, action, target), dedupe recipients, cut as the API allows.
 
     Deliveries keep their order, so the first calls carry the oldest records.
     """
@@ -50,9 +50,8 @@ def plan_calls(deliveries: list[Delivery]) -> list[PlannedCall]:
 
     calls = []
     for group, by_key in groups.items():
-        cap = representative[group].api.max_recipients
-        keys = list(by_key)
-        for start in range(0, len(keys), cap):
-            chunk = {key: by_key[key] for key in keys[start : start + cap]}
-            calls.append(PlannedCall(group[0], representative[group], chunk))
+        route = representative[group]
+        recipients = [same_key[0].recipient for same_key in by_key.values()]
+        for chunk in route.api.chunk(recipients, route.typed_params):
+            calls.append(PlannedCall(group[0], route, {r.key: by_key[r.key] for r in chunk}))
     return calls

@@ -136,7 +136,7 @@ class Route(BaseModel):
         api = APIS.get(self.action)
         if api is None:
             raise ValueError(f"unknown action {self.action!r}; known: {sorted(APIS)}")
-        api.params_model.model_validate(self.params)
+        params = api.params_model.model_validate(self.params)
         required = {n for n, f in api.recipient_model.model_fields.items() if f.is_required()}
         missing = required - self.mapping.keys()
         if missing:
@@ -146,6 +146,7 @@ class Route(BaseModel):
             raise ValueError(
                 f"mapping has fields {sorted(unknown)} that {self.action} does not take"
             )
+        api.check_mapping(params, set(self.mapping))
         for expression in self.mapping.values():
             _compile(expression)
         return self
@@ -213,6 +214,11 @@ class RoutesFile(BaseModel):
                 raise ValueError(
                     f"routes.{index} ({route.name}): {route.action} needs a {route.api.vendor} "
                     f"account, {route.account!r} is {account.vendor}"
+                )
+            needs_host = route.action != "altcraft.trigger_link"
+            if needs_host and route.api.base_url(account.data_centre, account.base_url) is None:
+                raise ValueError(
+                    f"routes.{index} ({route.name}): account {route.account!r} needs base_url"
                 )
         sync = self.recipients_sync
         if sync is not None:

@@ -33,7 +33,7 @@ def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> 
     caller = VendorCaller(
         http,
         clients.quota_gate(settings.quota_table),
-        clients.zoho_tokens(),
+        clients.credentials(settings.quota_table),
         deadline=deadline,
     )
     return TriggerPipeline(

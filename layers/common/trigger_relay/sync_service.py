@@ -26,7 +26,7 @@ def run(context: LambdaContext | None) -> SyncReport:
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 300.0
     sync = RecipientsSync(
         http=clients.http(),
-        tokens=clients.zoho_tokens(),
+        tokens=clients.zoho_tokens(settings.quota_table),
         quota=clients.quota_gate(settings.quota_table),
         cursors=SyncCursors(settings.cursor_table, clients.aws("dynamodb")),
         s3=clients.aws("s3"),

@@ -14,25 +14,25 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from . import zoho
+from . import altcraft, zoho
 from .state import Faults, Received, SimConfig, SimState
 
-Handler = Callable[[SimState, re.Match[str], dict[str, str], str], zoho.Answer]
+Handler = Callable[[SimState, re.Match[str], dict[str, str], str, "_RequestHandler"], zoho.Answer]
 
 ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
     (
         "POST",
         re.compile(r"^/oauth/v2/token$"),
         "zoho.oauth",
-        lambda s, m, q, u: zoho.oauth_token(s, q),
+        lambda s, m, q, u, r: zoho.oauth_token(s, q),
     ),
     (
         "POST",
         re.compile(r"^/api/v1\.1/workflow/([^/]+)/action/trigger$"),
         "zoho_campaigns.workflow_trigger",
-        lambda s, m, q, u: zoho.trigger(
+        lambda s, m, q, u, r: zoho.trigger(
             s, s.config.workflows, m.group(1), q, u, "1.1", "custom workflow"
         ),
     ),
@@ -40,21 +40,41 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
         "POST",
         re.compile(r"^/api/v1/journeys/([^/]+)/action/trigger$"),
         "zoho_marketing_automation.journey_trigger",
-        lambda s, m, q, u: zoho.trigger(s, s.config.journeys, m.group(1), q, u, "1", "journey"),
+        lambda s, m, q, u, r: zoho.trigger(s, s.config.journeys, m.group(1), q, u, "1", "journey"),
     ),
     (
         "POST|GET",
         re.compile(r"^/api/v1\.1/getcampaignrecipientsdata$"),
         "zoho_campaigns.recipients",
-        lambda s, m, q, u: zoho.recipients(s, q, u),
+        lambda s, m, q, u, r: zoho.recipients(s, q, u),
+    ),
+    (
+        "POST",
+        re.compile(r"^/api/v1\.1/campaigns/triggers/start_batch/?$"),
+        "altcraft.bulk_trigger",
+        lambda s, m, q, u, r: altcraft.start_batch(s, r.body, r.headers.get("Content-Type", "")),
+    ),
+    (
+        "POST",
+        re.compile(r"^/api/v1\.1/campaigns/triggers/start/?$"),
+        "altcraft.trigger",
+        lambda s, m, q, u, r: altcraft.start(s, r.body),
+    ),
+    (
+        "GET|POST",
+        re.compile(r"^/trg/([0-9a-fA-F]+)/([^/]+)$"),
+        "altcraft.trigger_link",
+        lambda s, m, q, u, r: altcraft.link(s, m.group(1), unquote(m.group(2))),
     ),
 ]
 _OPEN_APIS = {"zoho.oauth"}
+_ZOHO_APIS = {api for _, _, api, _ in ROUTES if api.startswith("zoho")} - _OPEN_APIS
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    body: bytes = b""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the request log is kept in memory, not printed
@@ -70,6 +90,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        self.body = body
         if split.path.startswith("/_sim/"):
             return self._control(method, split.path, body)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
@@ -116,15 +137,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return None
             if fault.status:
                 return fault.status, "text/plain", b"simulated failure"
-            if fault.lock:
+            if fault.lock and api in state.limits:
                 state.limits[api].lock_now()
-        if api in _OPEN_APIS:
-            return handler(state, match, query, uri)
-        if not state.token_valid(self.headers.get("Authorization", "")):
+        if api in _ZOHO_APIS and not state.token_valid(self.headers.get("Authorization", "")):
             return zoho.invalid_token(uri)
-        if not state.limits[api].admit():
+        limit = state.limits.get(api)
+        if limit is not None and not limit.admit():
             return zoho.locked(uri)
-        return handler(state, match, query, uri)
+        return handler(state, match, query, uri, self)
 
     def _control(self, method: str, path: str, body: bytes) -> None:
         state = self.server.state
@@ -159,18 +179,20 @@ def _route(method: str, path: str) -> tuple[str, Handler, re.Match[str]] | None:
 
 
 def _answer_code(content_type: str, payload: bytes) -> str | None:
+    """The code the answer's body reports: Zoho's ``code``, Altcraft's ``error``, OAuth's error."""
     if "json" in content_type:
         try:
             body = json.loads(payload)
         except ValueError:
             return None
-        return (
-            str(body.get("code") or body.get("error") or "") or None
-            if isinstance(body, dict)
-            else None
-        )
-    match = re.search(rb"<code>([^<]*)</code>", payload)
-    return match.group(1).decode() if match else None
+        if not isinstance(body, dict):
+            return None
+        for name in ("code", "error"):
+            if name in body:
+                return str(body[name])
+        return None
+    match = re.search(rb"<(code|error)>([^<]*)</(code|error)>", payload)
+    return match.group(2).decode() if match else None
 
 
 def stats(state: SimState) -> dict[str, Any]:

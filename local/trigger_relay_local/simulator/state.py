@@ -54,6 +54,9 @@ class SimConfig:
     journeys: dict[str, Flow] = field(default_factory=dict)
     lists: dict[str, MailingList] = field(default_factory=dict)
     campaigns: dict[str, Campaign] = field(default_factory=dict)
+    altcraft_token: str = "local-altcraft-token"  # noqa: S105 - the simulator's own fake
+    altcraft_triggers: set[str] = field(default_factory=set)  # trigger campaign ids
+    altcraft_links: set[str] = field(default_factory=set)  # the base16 values of v1.0 links
     # (calls, window seconds, lock seconds) per API, as the seeds document.
     limits: dict[str, tuple[int, float, float]] = field(
         default_factory=lambda: {
@@ -75,6 +78,8 @@ class SimConfig:
         config.journeys["3a1e7c2f9b8d4e6fa0c1d2e3f4a5b6c7"] = Flow(
             "3a1e7c2f9b8d4e6f11223344556677aa", "3a1e7c2f9b8d4e6f8899aabbccddeeff"
         )
+        config.altcraft_triggers |= {"8", "84", "85", "96"}
+        config.altcraft_links.add("465ea6fedf0a75fa9ee0b5fb8f9d5fe89af34054909af8bb")
         config.campaigns["3a1e7c2f9b8d4e6f0000000000000001"] = Campaign(
             {"sentcontacts": 450, "openedcontacts": 120, "clickedcontacts": 30}
         )
@@ -126,6 +131,7 @@ class SimState:
         self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self.token_mints: list[float] = []
         self.faults = Faults()
+        self.altcraft_launched: list[tuple[str, str]] = []  # (trigger, profile identifier)
         self.limits = {
             api: CallLimit(calls, window, lock)
             for api, (calls, window, lock) in config.limits.items()

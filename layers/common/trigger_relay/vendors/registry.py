@@ -2,16 +2,59 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
+import httpx
+
 from ..quota import Limit
-from .zoho_trigger import CAMPAIGNS_WORKFLOW, MA_JOURNEY, ZohoTrigger
+from .altcraft_bulk import ALTCRAFT_BULK
+from .altcraft_link import ALTCRAFT_LINK
+from .altcraft_trigger import ALTCRAFT_TRIGGER
+from .outcomes import CallResult
+from .zoho_trigger import CAMPAIGNS_WORKFLOW, MA_JOURNEY
 
-TriggerApi = ZohoTrigger
 
-APIS: dict[str, TriggerApi] = {api.action: api for api in (CAMPAIGNS_WORKFLOW, MA_JOURNEY)}
+class TriggerApi(Protocol):
+    """One vendor API: pure `chunk`, `build` and `parse`; no I/O."""
 
-# The seeds' numbers: calls per 5 minutes, then a 30-minute lock.
+    action: str
+    vendor: str
+    params_model: Any
+    recipient_model: Any
+    max_recipients: int
+
+    @property
+    def quota_api(self) -> str: ...
+
+    def target(self, params: Any) -> str: ...
+
+    def base_url(self, data_centre: str, base_url: str | None) -> str | None: ...
+
+    def check_mapping(self, params: Any, fields: set[str]) -> None: ...
+
+    def chunk(self, recipients: list[Any], params: Any) -> list[list[Any]]: ...
+
+    def build(
+        self, recipients: list[Any], params: Any, *, token: str, base_url: str
+    ) -> httpx.Request: ...
+
+    def parse(
+        self, response: httpx.Response, recipients: list[Any], codes: Any = ...
+    ) -> CallResult: ...
+
+
+APIS: dict[str, TriggerApi] = {
+    api.action: api
+    for api in (CAMPAIGNS_WORKFLOW, MA_JOURNEY, ALTCRAFT_BULK, ALTCRAFT_TRIGGER, ALTCRAFT_LINK)
+}
+
+# The seeds' numbers for Zoho: calls per 5 minutes, then a 30-minute lock. Altcraft documents
+# no call limit; these defaults keep a runaway backlog polite and are meant to be overridden.
 DEFAULT_LIMITS: dict[str, Limit] = {
     CAMPAIGNS_WORKFLOW.action: Limit(calls=500, window_seconds=300, lock_seconds=1800),
     MA_JOURNEY.action: Limit(calls=100, window_seconds=300, lock_seconds=1800),
     "zoho_campaigns.recipients": Limit(calls=500, window_seconds=300, lock_seconds=1800),
+    ALTCRAFT_BULK.action: Limit(calls=600, window_seconds=60, lock_seconds=60),
+    ALTCRAFT_TRIGGER.action: Limit(calls=6000, window_seconds=60, lock_seconds=60),
+    ALTCRAFT_LINK.action: Limit(calls=6000, window_seconds=60, lock_seconds=60),
 }

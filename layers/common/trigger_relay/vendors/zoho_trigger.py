@@ -17,7 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .outcomes import CallResult, Outcome, RecipientOutcome
 from .recipients import EmailRecipient
-from .zoho import DEFAULT_CODES, ZohoCodes, auth_headers, compact_json, error_result, read_body
+from .zoho import (
+    DEFAULT_CODES,
+    ZohoCodes,
+    auth_headers,
+    compact_json,
+    error_result,
+    read_body,
+    service_url,
+)
 
 MAX_EMAILS = 200
 
@@ -56,6 +64,19 @@ class ZohoTrigger:
 
     def target(self, params: _Params) -> str:
         return f"{getattr(params, self.key_field)}/{params.trigger_key}/{params.list_key}"
+
+    def base_url(self, data_centre: str, base_url: str | None) -> str:
+        return service_url(self.service, data_centre, base_url)
+
+    def check_mapping(self, params: _Params, fields: set[str]) -> None:
+        if fields != {"email"}:
+            raise ValueError("Zoho trigger routes map exactly one field: email")
+
+    def chunk(
+        self, recipients: list[EmailRecipient], params: _Params
+    ) -> list[list[EmailRecipient]]:
+        cap = self.max_recipients
+        return [recipients[i : i + cap] for i in range(0, len(recipients), cap)]
 
     def build(
         self, recipients: list[EmailRecipient], params: _Params, *, token: str, base_url: str
