@@ -9,6 +9,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from trigger_relay import sync_service
 from trigger_relay.observability import logger, metrics
 
+# A bad routes file or a missing setting fails here, at cold start.
+sync_service.check_configuration()
+
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)

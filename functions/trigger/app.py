@@ -16,6 +16,9 @@ from trigger_relay import service
 from trigger_relay.observability import logger, metrics
 from trigger_relay.pipeline import Status
 
+# A bad routes file or a missing setting fails here, at cold start, naming the route and field.
+service.check_configuration()
+
 # A batch whose records all come back is answered with the list, not an error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

@@ -119,13 +119,18 @@ class PollerFleet:
         return totals
 
 
-def invoke(
+def invoke(stack: LocalStack, spec: FunctionSpec, event: dict[str, Any], **kwargs: Any) -> Any:
+    """Run the function once in a fresh process with this event; its result, or an error."""
+    return invoke_measured(stack, spec, event, **kwargs)[0]
+
+
+def invoke_measured(
     stack: LocalStack,
     spec: FunctionSpec,
     event: dict[str, Any],
     extra_env: dict[str, str] | None = None,
     timeout: float | None = None,
-) -> Any:
+) -> tuple[Any, int]:
     """Run the function once in a fresh process with this event; its result, or an error."""
     logs = stack.workdir / "logs"
     logs.mkdir(exist_ok=True)
@@ -157,7 +162,8 @@ def invoke(
         ).returncode
     if code != 0 or not out.exists():
         raise RuntimeError(f"{spec.logical_id} failed (exit {code}); see {logs}")
-    return json.loads(out.read_text())
+    answer = json.loads(out.read_text())
+    return answer["result"], int(answer["max_rss_kb"])
 
 
 def queue_depth(stack: LocalStack, queue_url: str) -> int:

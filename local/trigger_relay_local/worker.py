@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         event = json.loads(args.invoke.read_text())
         context = LocalContext(spec["name"], spec["timeout"], spec["memory"])
         result = handler(event, context)
-        args.out.write_text(json.dumps(result, default=str))
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        args.out.write_text(json.dumps({"result": result, "max_rss_kb": peak_kb}, default=str))
         return 0
 
     stopping = False

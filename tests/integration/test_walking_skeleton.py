@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import EVENTS
-from trigger_relay_local.demo import run_demo
 from trigger_relay_local.embedded import Embedded
 from trigger_relay_local.fleet import PollerFleet, invoke, queue_depth, wait_drained
 
@@ -148,13 +146,48 @@ def test_schedule_syncs_recipients_to_s3(local: Embedded) -> None:
     assert again["rows"] == 0
 
 
-def test_demo_runs_and_accounts_for_every_event(tmp_path: Path) -> None:
-    lines: list[str] = []
-    result = run_demo(tmp_path / "demo", out=lines.append)
-    assert result["drained"] and result["dlq"] == 0
-    metrics = result["metrics"]
-    assert metrics["EventsIn"] == 5
-    assert metrics["EventsDelivered"] + metrics["EventsRejected"] == 5
-    assert metrics["EventsRejected"] == 1 and metrics["EventsRetry"] == 0
-    assert any("Vendor calls" in line for line in lines)
-    assert not any("@zylker.com," in line for line in lines), "raw emails in the demo output"
+def test_direct_eventbridge_invocation_delivers_or_parks_on_the_queue(local: Embedded) -> None:
+    trigger = local.stack.functions["TriggerFunction"]
+    queue = local.stack.outputs["IngestQueueUrl"]
+    event = event_file("eventbridge-order.json")
+    # Given the vendor fails every attempt
+    local.simulator.set_faults(status=503, times=2)
+    # When EventBridge invokes the function directly
+    assert invoke(local.stack, trigger, event) == {"status": "retry"}
+    # Then the event waits on the ingest queue instead of being dropped ...
+    assert queue_depth(local.stack, queue) == 1
+    fleet = PollerFleet(local.stack, trigger, concurrency=1).start()
+    try:
+        assert wait_drained(local.stack, queue, timeout=60)
+    finally:
+        fleet.stop()
+    # ... and is delivered from there, once
+    journey = local.simulator.state.config.journeys["3a1e7c2f9b8d4e6fa0c1d2e3f4a5b6c7"]
+    assert "maria@zylker.com" in journey.triggered
+    assert invoke(local.stack, trigger, event) == {"status": "delivered"}  # the ledger knows it
+    calls = [
+        r
+        for r in local.simulator.received("zoho_marketing_automation.journey_trigger")
+        if r.body == b"" and "maria" in r.query.get("details", "")
+    ]
+    assert [c.answer_code for c in calls] == ["503", "503", "200"]
+
+
+def test_logs_carry_no_email_address_or_secret(local: Embedded) -> None:
+    """Every log line the functions wrote in this module's runs."""
+    import re
+
+    secrets = {
+        local.simulator.state.config.client_secret,
+        local.simulator.state.config.refresh_token,
+        local.simulator.state.config.altcraft_token,
+    }
+    tokens = set(local.simulator.state.tokens)
+    email = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+    lines = 0
+    for log in (local.stack.workdir / "logs").glob("*.log"):
+        for line in log.read_text().splitlines():
+            lines += 1
+            assert not email.search(line.replace("***@", "")), line
+            assert not any(s in line for s in secrets | tokens), "a secret in the logs"
+    assert lines > 0

@@ -48,6 +48,17 @@ def test_idle_api_grants_now_then_spaces_slots(dynamodb) -> None:
     assert isinstance(second, Grant) and second.slot_at == pytest.approx(clock.now + 1.0)
 
 
+def test_a_busy_schedule_that_went_idle_grants_again_at_once(dynamodb) -> None:
+    clock = Clock()
+    gate = QuotaGate(TABLE, dynamodb, clock)
+    limit = Limit(calls=300, window_seconds=10, safety_margin_seconds=0.1)
+    assert isinstance(gate.reserve("k", limit), Grant)
+    clock.now += 1.0  # the schedule's next slot is in the past now, but was seen recently
+    grant = gate.reserve("k", limit)
+    assert grant == Grant(clock.now)
+    assert gate.requests <= 3  # one wrong guess at most
+
+
 def test_schedule_full_beyond_max_wait_is_a_denial_with_a_time(dynamodb) -> None:
     clock = Clock()
     gate = QuotaGate(TABLE, dynamodb, clock)
@@ -140,6 +151,7 @@ def test_never_more_than_the_limit_in_any_window(
     arrivals = [(real.now + rng.uniform(0, 0.5), i) for i in range(clients)]
     heapq.heapify(arrivals)
     vendor_times: list[float] = []
+    denied_while_idle = 0
     while arrivals:
         real.now, i = heapq.heappop(arrivals)
         if real.now > horizon:
@@ -148,8 +160,13 @@ def test_never_more_than_the_limit_in_any_window(
         if isinstance(decision, Grant):
             call_at = decision.slot_at - offsets[i]  # the client's clock to real time
             vendor_times.append(max(call_at, real.now) + rng.uniform(0, latency))
-            next_at = max(call_at, real.now) + rng.uniform(0, 0.3)
+            next_at = max(call_at, real.now) + rng.uniform(0, 0.3) * rng.choice([1, 1, 1, 20])
         else:
+            # liveness: without a lock, a denial must mean a schedule full beyond max_wait
+            item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": key}})["Item"]
+            client_now = real.now + offsets[i]
+            denied_while_idle += int(item["tat"]["N"]) / 1000 <= client_now + limit.max_wait_seconds
             next_at = decision.retry_at - offsets[i] + rng.uniform(0, 0.05)
         heapq.heappush(arrivals, (max(next_at, real.now + 0.001), i))
     assert calls_in_any_window(vendor_times, window) <= calls
+    assert denied_while_idle == 0

@@ -39,8 +39,8 @@ def test_seed_json_response() -> None:
     page = api.parse(httpx.Response(200, text=body), 1, 20, "json")
     assert isinstance(page, Page) and page.last
     assert page.rows[0]["contactemailaddress"] == "john.doe@xyz.com"
-    row = normalise(page.rows[0], "CK1", "sentcontacts", "2026-11-23T00:00:00+00:00")
-    assert row["sent_time"] == "2013-08-02T15:09:21+00:00"
+    row = normalise(page.rows[0], "CK1", "sentcontacts", "2026-11-23T00:00:00.000Z")
+    assert row["sent_time"] == "2013-08-02T15:09:21.000Z"
     assert row["phone"] is None and row["companyname"] is None and row["lastname"] == ""
     assert (row["campaign_key"], row["action"]) == ("CK1", "sentcontacts")
 

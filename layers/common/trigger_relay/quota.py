@@ -102,11 +102,11 @@ class QuotaGate:
     def reserve(self, key: str, limit: Limit) -> Grant | Denial:
         """A slot to call at, or when to come back. At most three conditional writes."""
         interval = math.ceil(limit.interval * 1000)  # rounding up keeps the bound
+        # Guess the form from the last tat seen: a schedule that was busy moments ago most
+        # likely still is. A wrong guess is refused with the item, which settles the form.
+        backlog = self._tat_seen.get(key, 0) >= _ms(self._clock()) - max(2 * interval, _RECENT_MS)
         for _ in range(3):
             now = _ms(self._clock())
-            # Guess the form from the last tat seen: a schedule that was busy moments ago
-            # most likely still is (a wrong guess costs one more write, at the transitions).
-            backlog = self._tat_seen.get(key, 0) >= now - max(2 * interval, _RECENT_MS)
             try:
                 if backlog:
                     tat = self._update(
@@ -135,7 +135,8 @@ class QuotaGate:
                     return Denial(locked_until / 1000, locked=True)
                 if tat > now + _ms(limit.max_wait_seconds):
                     return Denial((tat - _ms(limit.max_wait_seconds)) / 1000, locked=False)
-                continue  # the other form applies now: try again
+                backlog = tat >= now  # the item says which form applies: try again with it
+                continue
             self._tat_seen[key] = tat
             return Grant((tat - interval) / 1000)
         return Denial(self._clock() + limit.interval, locked=False)

@@ -26,7 +26,10 @@ from .quota import Denial, QuotaGate
 from .routes import Account, RecipientsSyncConfig
 from .s3_stream import GzipJsonLinesUpload
 from .vendors import zoho_recipients
-from .vendors.zoho import service_url
+from .vendors.zoho import DEFAULT_CODES, service_url
+
+# Why a campaign's run ends without ending the whole sync: only these stop every campaign.
+STOPS_EVERYTHING = ("quota", "time", "locked")
 
 
 @dataclass
@@ -89,6 +92,11 @@ class SyncCursors:
         return True
 
 
+def iso_ms(moment: datetime) -> str:
+    """UTC, millisecond ISO 8601 with Z: one format for every time column Athena reads."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def normalise(row: dict[str, Any], campaign: str, action: str, synced_at: str) -> dict[str, Any]:
     """One output row: the campaign, action and sync time; "null" -> null; epoch ms -> ISO."""
     out: dict[str, Any] = {"campaign_key": campaign, "action": action, "synced_at": synced_at}
@@ -96,7 +104,7 @@ def normalise(row: dict[str, Any], campaign: str, action: str, synced_at: str) -
         if value is None or (isinstance(value, str) and value.strip().lower() == "null"):
             out[name] = None
         elif name.endswith("_time") and isinstance(value, str) and value.isdigit():
-            out[name] = datetime.fromtimestamp(int(value) / 1000, UTC).isoformat()
+            out[name] = iso_ms(datetime.fromtimestamp(int(value) / 1000, UTC))
         else:
             out[name] = value
     return out
@@ -145,7 +153,7 @@ class RecipientsSync:
                         "key": run.key,
                     },
                 )
-                if run.stopped in ("quota", "time"):
+                if run.stopped in STOPS_EVERYTHING:
                     return report
         return report
 
@@ -155,7 +163,7 @@ class RecipientsSync:
         start = self._cursors.next_index(campaign, action)
         run = CampaignRun(campaign, action, start)
         synced_at = datetime.fromtimestamp(self._clock(), UTC)
-        stamp = synced_at.isoformat()
+        stamp = iso_ms(synced_at)
         run.key = (
             f"recipients/campaign={campaign}/action={action}/dt={synced_at:%Y-%m-%d}/"
             f"from-{start:09d}.jsonl.gz"
@@ -190,7 +198,8 @@ class RecipientsSync:
     ) -> zoho_recipients.Page | str:
         """A whole page, or why the run stops here."""
         limit = account.limit(zoho_recipients.QUOTA_API)
-        decision = self._quota.reserve(f"zoho#{config.account}#{zoho_recipients.QUOTA_API}", limit)
+        quota_key = f"zoho#{config.account}#{zoho_recipients.QUOTA_API}"
+        decision = self._quota.reserve(quota_key, limit)
         if isinstance(decision, Denial):
             return "quota"
         if decision.slot_at >= self._deadline:
@@ -209,7 +218,11 @@ class RecipientsSync:
             response = self._http.send(request)
         except httpx.HTTPError as exc:
             return f"transport: {type(exc).__name__}"
-        page = zoho_recipients.parse(response, index, config.page_size, config.format)
+        lock_codes = DEFAULT_CODES.with_lock_codes(account.lock_codes).lock
+        page = zoho_recipients.parse(response, index, config.page_size, config.format, lock_codes)
         if isinstance(page, zoho_recipients.PageError):
+            if page.locked:
+                self._quota.record_lock(quota_key, limit.lock_seconds)
+                return "locked"
             return f"Zoho {page.code}: {page.reason}"
         return page

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from typing import Any
 
+from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -43,6 +45,12 @@ def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> 
         Deferrals(settings.ingest_queue_url, clients.aws("sqs")),
         RejectedStore(settings.rejected_bucket, clients.aws("s3")),
     )
+
+
+def check_configuration() -> None:
+    """Load the settings and the routes file now, so that a mistake fails the cold start with a
+    message that names it, instead of the first batch."""
+    clients.routes(TriggerSettings.from_env().routes_file)
 
 
 def sqs_records(event: dict[str, Any]) -> list[InboundRecord]:
@@ -97,9 +105,16 @@ def _publish(
     add(name="VendorCalls", unit=MetricUnit.Count, value=len(calls))
     add(name="QuotaRequests", unit=MetricUnit.Count, value=quota_requests)
     add(name="LedgerRequests", unit=MetricUnit.Count, value=pipeline.ledger.requests)
+    by_api: Counter[str] = Counter()
     for call in calls:
+        by_api[call.api] += 1
         add(name="RecipientsPerCall", unit=MetricUnit.Count, value=call.recipients)
         add(name="VendorLatency", unit=MetricUnit.Milliseconds, value=round(call.latency * 1000, 1))
+    for api, count in by_api.items():
+        with single_metric(
+            name="VendorCallsByApi", unit=MetricUnit.Count, value=count, namespace=metrics.namespace
+        ) as metric:
+            metric.add_dimension(name="api", value=api)
     logger.info(
         "batch settled",
         extra={

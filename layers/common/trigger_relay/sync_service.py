@@ -9,11 +9,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import clients
 from .observability import logger, metrics
-from .recipients_sync import RecipientsSync, SyncCursors, SyncReport
+from .recipients_sync import STOPS_EVERYTHING, RecipientsSync, SyncCursors, SyncReport
 from .settings import SyncSettings
 
 # Stop starting pages this long before Lambda's timeout, leaving time to finish the upload.
 DEADLINE_RESERVE_SECONDS = 20.0
+
+
+def check_configuration() -> None:
+    """Fail the cold start, not the first run, on a bad routes file or a missing setting."""
+    clients.routes(SyncSettings.from_env().routes_file)
 
 
 def run(context: LambdaContext | None) -> SyncReport:
@@ -36,6 +41,6 @@ def run(context: LambdaContext | None) -> SyncReport:
     report = sync.run(config, routes.accounts[config.account])
     metrics.add_metric(name="RecipientsSynced", unit=MetricUnit.Count, value=report.rows)
     metrics.add_metric(name="RecipientPagesRead", unit=MetricUnit.Count, value=report.pages)
-    failed = [r for r in report.runs if r.stopped not in ("complete", "quota", "time")]
+    failed = [r for r in report.runs if r.stopped not in ("complete", *STOPS_EVERYTHING)]
     metrics.add_metric(name="SyncFailures", unit=MetricUnit.Count, value=len(failed))
     return report

@@ -140,10 +140,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if fault.lock and api in state.limits:
                 state.limits[api].lock_now()
         if api in _ZOHO_APIS and not state.token_valid(self.headers.get("Authorization", "")):
-            return zoho.invalid_token(uri)
+            return zoho.invalid_token(uri, query.get("resfmt", "JSON"))
         limit = state.limits.get(api)
         if limit is not None and not limit.admit():
-            return zoho.locked(uri)
+            return zoho.locked(uri, query.get("resfmt", "JSON"))
         return handler(state, match, query, uri, self)
 
     def _control(self, method: str, path: str, body: bytes) -> None:

@@ -34,16 +34,23 @@ def _json(body: dict[str, Any], status: int = 200) -> Answer:
     return status, "application/json;charset=UTF-8", json.dumps(body).encode()
 
 
-def error(code: str, message: str, uri: str) -> Answer:
+def error(code: str, message: str, uri: str, fmt: str = "JSON") -> Answer:
+    """Zoho's error answer, in the format the request asked for (resfmt)."""
+    if fmt.upper() == "XML":
+        xml = (
+            f'<response uri="{uri}" version="1.1"><status>error</status><code>{code}</code>'
+            f"<message>{escape(message)}</message></response>"
+        )
+        return 200, "application/xml;charset=UTF-8", xml.encode()
     return _json({"code": code, "message": message, "status": "error", "uri": uri})
 
 
-def locked(uri: str) -> Answer:
-    return error(LOCK_CODE, "Calls limit exceeded. Try again after the lock period.", uri)
+def locked(uri: str, fmt: str = "JSON") -> Answer:
+    return error(LOCK_CODE, "Calls limit exceeded. Try again after the lock period.", uri, fmt)
 
 
-def invalid_token(uri: str) -> Answer:
-    return error("INVALID_TOKEN", "invalid oauth token", uri)
+def invalid_token(uri: str, fmt: str = "JSON") -> Answer:
+    return error("INVALID_TOKEN", "invalid oauth token", uri, fmt)
 
 
 def oauth_token(state: SimState, query: dict[str, str]) -> Answer:
@@ -205,11 +212,4 @@ def recipients(state: SimState, query: dict[str, str], uri: str) -> Answer:
 
 
 def _recipients_error(fmt: str, code: str, uri: str) -> Answer:
-    message = RECIPIENT_ERRORS.get(code, TRIGGER_ERRORS.get(code, "error"))
-    if fmt == "JSON":
-        return error(code, message, uri)
-    xml = (
-        f'<response uri="{uri}" version="1.1"><status>error</status><code>{code}</code>'
-        f"<message>{escape(message)}</message></response>"
-    )
-    return 200, "application/xml;charset=UTF-8", xml.encode()
+    return error(code, RECIPIENT_ERRORS.get(code, TRIGGER_ERRORS.get(code, "error")), uri, fmt)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import httpx
 
 from ..safe_xml import UnsafeXml, parse_xml
-from .zoho import auth_headers
+from .zoho import DEFAULT_CODES, auth_headers
 
 ACTIONS = (
     "sentcontacts",
@@ -61,6 +61,7 @@ class PageError:
     code: str
     reason: str
     final: bool  # True: stop this campaign's run; False: transient, try next run
+    locked: bool = False  # the vendor locked this API: stop every campaign until it ends
 
 
 def build(
@@ -90,7 +91,11 @@ def build(
 
 
 def parse(
-    response: httpx.Response, from_index: int, page_size: int, fmt: Format = "json"
+    response: httpx.Response,
+    from_index: int,
+    page_size: int,
+    fmt: Format = "json",
+    lock_codes: frozenset[str] = DEFAULT_CODES.lock,
 ) -> Page | PageError:
     if response.status_code >= 500 or response.status_code == 429:
         return PageError(str(response.status_code), f"HTTP {response.status_code}", final=False)
@@ -100,6 +105,8 @@ def parse(
         return PageError("parse", f"unreadable answer: {exc}", final=False)
     if code in FINAL_CODES:
         return PageError(code, FINAL_CODES[code], final=True)
+    if code in lock_codes:
+        return PageError(code, "calls limit exceeded: API locked", final=False, locked=True)
     if code not in {"0", "200"} or status != "success":
         return PageError(code or "?", message or status or "error", final=False)
     return Page(rows, from_index, page_size)

@@ -1,0 +1,102 @@
+"""Recipients sync on the local stack: stopped by time and by a lock, resumed, exactly once."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+import yaml
+
+from trigger_relay.vendors.zoho_recipients import ACTIONS
+from trigger_relay_local.embedded import Embedded, embedded_stack
+from trigger_relay_local.fleet import invoke
+from trigger_relay_local.simulator import SimConfig
+from trigger_relay_local.simulator.state import Campaign
+from trigger_relay_local.stack import ROUTES
+
+pytestmark = pytest.mark.integration
+
+API = "zoho_campaigns.recipients"
+CAMPAIGN, MISSING = "c0ffee0000000000000000000000000a", "c0ffee0000000000000000000000dead"
+COUNTS = dict(zip(ACTIONS, [8000, 5000, 500, 100, 3000, 2000, 700, 500, 200], strict=True))
+LOCK = 2.0
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
+    tmp = tmp_path_factory.mktemp("sync")
+    document = yaml.safe_load(ROUTES.read_text())
+    document["recipients_sync"] = {
+        "account": "zoho-main",
+        "campaigns": [CAMPAIGN, MISSING],
+        "page_size": 1000,
+        "format": "xml",
+    }
+    document["accounts"]["zoho-main"]["limits"] = {
+        API: {
+            "calls": 300,
+            "window_seconds": 10,
+            "lock_seconds": LOCK,
+            "safety_margin_seconds": 0.1,
+        }
+    }
+    routes = tmp / "routes.yaml"
+    routes.write_text(yaml.safe_dump(document))
+    config = SimConfig.demo()
+    config.campaigns[CAMPAIGN] = Campaign(dict(COUNTS))
+    config.limits[API] = (300, 10.0, LOCK)
+    with embedded_stack(tmp / "stack", config, routes_source=routes) as stack:
+        yield stack
+
+
+def synced_rows(env: Embedded) -> list[dict]:
+    s3 = env.stack.client("s3")
+    bucket = env.stack.outputs["RecipientsBucketName"]
+    rows = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="recipients/"):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            rows += [json.loads(line) for line in gzip.decompress(body).splitlines()]
+    return rows
+
+
+def test_a_campaign_syncs_over_several_runs_exactly_once(env: Embedded) -> None:
+    spec = dataclasses.replace(env.stack.functions["RecipientsSyncFunction"], timeout=22)
+    schedule = {
+        "id": "tick",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "detail": {},
+    }
+    stops: Counter[str] = Counter()
+    for run in range(40):
+        if run == 1:  # the vendor locks the API in the middle of the second run
+            env.simulator.set_faults(lock=True, times=1)
+        result = invoke(env.stack, spec, schedule)
+        stops.update(r["stopped"] for r in result["runs"])
+        done = [r for r in result["runs"] if r["campaign"] == CAMPAIGN]
+        if "locked" in stops and len(done) == len(ACTIONS) and all(r["rows"] == 0 for r in done):
+            break
+        if any(r["stopped"] == "locked" for r in result["runs"]):
+            time.sleep(LOCK)
+    assert stops["time"] >= 1 and stops["locked"] == 1, stops
+    assert stops["Zoho 6002: invalid campaign key, or campaign not yet sent"] >= 1
+
+    rows = [r for r in synced_rows(env) if r["campaign_key"] == CAMPAIGN]
+    per_action = Counter(r["action"] for r in rows)
+    assert per_action == Counter(COUNTS)
+    ids = Counter((r["action"], r["contactid"]) for r in rows)
+    assert max(ids.values()) == 1, "a recipient was written twice"
+    first = rows[0]
+    assert (
+        first["sent_time"].endswith("Z")
+        and first["phone"] is None
+        and first["synced_at"].endswith("Z")
+    )
+    locked_calls = [r for r in env.simulator.received(API) if r.answer_code == "2008"]
+    assert len(locked_calls) == 1
