@@ -220,6 +220,7 @@ class RecipientsSync:
             return f"transport: {type(exc).__name__}"
         lock_codes = DEFAULT_CODES.with_lock_codes(account.lock_codes).lock
         page = zoho_recipients.parse(response, index, config.page_size, config.format, lock_codes)
+        response.close()
         if isinstance(page, zoho_recipients.PageError):
             if page.locked:
                 self._quota.record_lock(quota_key, limit.lock_seconds)
