@@ -30,7 +30,7 @@ $(BIN)/.installed: pyproject.toml requirements/dev.lock layers/common/requiremen
 venv: $(BIN)/.installed
 
 demo: venv
-	$(BIN)/trigger-relay-local demo
+	$(BIN)/trigger-relay demo
 
 test: venv
 	$(BIN)/ruff check .

@@ -16,7 +16,8 @@ sync_service.check_configuration()
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = sync_service.run(context)
+    campaigns = event.get("campaigns")  # an on-demand run (trigger-relay sync) names them
+    report = sync_service.run(context, campaigns if isinstance(campaigns, list) else None)
     return {
         "rows": report.rows,
         "pages": report.pages,

@@ -1,1 +1,1 @@
-"""Trigger Relay on one machine: the vendor simulator and the embedded local stack."""
+"""Trigger Relay on one machine: the vendor simulator, the embedded local stack and the CLI."""

@@ -129,7 +129,7 @@ def run_demo(workdir: Path = WORKDIR, out: Any = print) -> dict[str, Any]:
         for run in sync["runs"]:
             if run["key"]:
                 out(f"  s3://…/{run['key']}  ({run['rows']} rows, {run['stopped']})")
-        out("\nQuota status (trigger-relay-local status):")
+        out("\nQuota status (trigger-relay status):")
         routes = load_routes(stack.routes_file)
         table = stack.outputs["QuotaTableName"]
         for line in format_status(quota_status(stack.client("dynamodb"), table, routes)):

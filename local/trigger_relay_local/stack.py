@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,36 @@ class LocalStack:
     def env(self) -> dict[str, str]:
         """What a process needs to talk to this stack with boto3."""
         return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint}
+
+    def save(self, path: Path, **extra: str) -> None:
+        document = {
+            "endpoint": self.endpoint,
+            "outputs": self.outputs,
+            "routes_file": str(self.routes_file),
+            "workdir": str(self.workdir),
+            "resources": self.resources,
+            **extra,
+            "functions": {
+                k: {**asdict(f), "code_dir": str(f.code_dir)} for k, f in self.functions.items()
+            },
+        }
+        path.write_text(json.dumps(document, indent=2, default=str))
+
+    @classmethod
+    def load(cls, path: Path) -> LocalStack:
+        document = json.loads(path.read_text())
+        functions = {
+            k: FunctionSpec(**{**f, "code_dir": Path(f["code_dir"])})
+            for k, f in document["functions"].items()
+        }
+        return cls(
+            document["endpoint"],
+            document["outputs"],
+            functions,
+            Path(document["routes_file"]),
+            Path(document["workdir"]),
+            document["resources"],
+        )
 
 
 def aws_environment(endpoint: str) -> None:

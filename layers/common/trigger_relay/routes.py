@@ -93,7 +93,7 @@ class Match(BaseModel):
         if not (self.type or self.source or self.detail_type or self.fields or self.attributes):
             raise ValueError("match needs at least one of type, source, detail-type, fields")
         for expression in self.fields:
-            _compile(expression)
+            _compile(expression, "match.fields")
         return self
 
     @cached_property
@@ -147,8 +147,8 @@ class Route(BaseModel):
                 f"mapping has fields {sorted(unknown)} that {self.action} does not take"
             )
         api.check_mapping(params, set(self.mapping))
-        for expression in self.mapping.values():
-            _compile(expression)
+        for name, expression in self.mapping.items():
+            _compile(expression, f"mapping.{name}")
         return self
 
     @cached_property
@@ -231,11 +231,14 @@ class RoutesFile(BaseModel):
         return [route for route in self.routes if route.match.why_not(event) is None]
 
 
-def _compile(expression: str) -> ParsedResult:
+def _compile(expression: str, where: str = "") -> ParsedResult:
     try:
         return jmespath.compile(expression)
     except JMESPathError as exc:
-        raise ValueError(f"bad JMESPath {expression!r}: {exc}") from None
+        reason = str(exc).splitlines()[0]
+        raise ValueError(
+            f"{where + ': ' if where else ''}bad JMESPath {expression!r}: {reason}"
+        ) from None
 
 
 def parse_routes(text: str, where: str = "routes file") -> RoutesFile:

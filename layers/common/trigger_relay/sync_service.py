@@ -21,13 +21,16 @@ def check_configuration() -> None:
     clients.routes(SyncSettings.from_env().routes_file)
 
 
-def run(context: LambdaContext | None) -> SyncReport:
+def run(context: LambdaContext | None, campaigns: list[str] | None = None) -> SyncReport:
+    """Sync the configured campaigns, or just `campaigns` when given (an on-demand run)."""
     settings = SyncSettings.from_env()
     routes = clients.routes(settings.routes_file)
     config = routes.recipients_sync
     if config is None:
         logger.info("no recipients_sync section in the routes file; nothing to do")
         return SyncReport()
+    if campaigns:
+        config = config.model_copy(update={"campaigns": campaigns})
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 300.0
     sync = RecipientsSync(
         http=clients.http(),

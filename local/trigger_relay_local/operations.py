@@ -1,0 +1,303 @@
+"""The operator's commands that act on a stack: send and follow, status, redrive."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from trigger_relay.events import BadEvent, from_eventbridge, from_sqs_body, is_eventbridge
+from trigger_relay.routes import BadRecipient, RoutesFile
+
+from .explain import records_of
+from .status import format_status, quota_status
+from .target import Target
+
+REJECTED = "rejected/"
+REDRIVEN = "redriven/"
+
+
+def progress(done: int, total: int, label: str, out: Any = sys.stderr) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    out.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done >= total:
+        out.write("\n")
+    out.flush()
+
+
+# ---------------------------------------------------------------- send and follow
+
+
+@dataclass
+class Sent:
+    event_id: str
+    message_id: str | None
+    ledger_keys: list[str]  # event#route for every route it should fire
+    rejected_reason: str | None  # known before sending (explain says it can't be delivered)
+
+
+def send(target: Target, document: dict[str, Any], routes: RoutesFile | None) -> list[Sent]:
+    """Publish the event file's events: SQS records to the queue, EventBridge events to the bus."""
+    sent = []
+    queue = target.outputs["IngestQueueUrl"]
+    for _, body, attributes in records_of(document):
+        payload = _json(body)
+        if isinstance(payload, dict) and is_eventbridge(payload):
+            answer = target.client("events").put_events(
+                Entries=[
+                    {
+                        "Source": payload["source"],
+                        "DetailType": payload["detail-type"],
+                        "Detail": json.dumps(payload["detail"]),
+                        "EventBusName": target.outputs["EventBusName"],
+                    }
+                ]
+            )
+            entry = answer["Entries"][0]
+            if "EventId" not in entry:
+                raise RuntimeError(f"EventBridge refused the event: {entry}")
+            event_id, message_id = entry["EventId"], None
+            payload = {**payload, "id": event_id}
+            body = json.dumps(payload)
+        else:
+            message_id = target.client("sqs").send_message(
+                QueueUrl=queue,
+                MessageBody=body,
+                MessageAttributes={
+                    k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
+                },
+            )["MessageId"]
+            event_id = message_id
+        keys, reason = _expected(body, message_id or event_id, attributes, routes)
+        if keys and keys[0].split("#")[0] != event_id:
+            event_id = keys[0].split("#")[0]
+        sent.append(Sent(event_id, message_id, keys, reason))
+    return sent
+
+
+def _json(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _expected(
+    body: str, record_id: str, attributes: dict[str, str], routes: RoutesFile | None
+) -> tuple[list[str], str | None]:
+    if routes is None:
+        return [], None
+    try:
+        event = (
+            from_eventbridge(json.loads(body))
+            if is_eventbridge(_json(body) or {})
+            else from_sqs_body(body, record_id, attributes)
+        )
+    except (BadEvent, ValueError) as exc:
+        return [], str(exc)
+    keys, reasons = [], []
+    for route in routes.matching(event):
+        try:
+            route.recipient(event)
+            keys.append(f"{event.event_id}#{route.name}")
+        except BadRecipient as exc:
+            reasons.append(str(exc))
+    if not keys and not reasons:
+        reasons.append(f"no route matches event type {event.type!r}")
+    return keys, "; ".join(reasons) or None
+
+
+def follow(
+    target: Target,
+    sent: list[Sent],
+    timeout: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, str]:
+    """Each event's outcome: delivered, rejected (with reason), or still pending at the timeout."""
+    outcomes: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        delivered = _in_ledger(target, [k for s in sent for k in s.ledger_keys])
+        rejected = {row["record_id"]: row for row in rejected_rows(target)}
+        rejected_bodies = {json.dumps(r.get("body", "")): r for r in rejected.values()}
+        for s in sent:
+            if s.ledger_keys and all(k in delivered for k in s.ledger_keys):
+                outcomes[s.event_id] = "delivered"
+            elif s.message_id in rejected or any(s.event_id in b for b in rejected_bodies):
+                row = rejected.get(s.message_id or "") or next(
+                    r for b, r in rejected_bodies.items() if s.event_id in b
+                )
+                outcomes[s.event_id] = "rejected: " + "; ".join(row["reasons"])
+        if len(outcomes) == len(sent) or time.monotonic() > deadline:
+            break
+        sleep(0.5)
+    for s in sent:
+        outcomes.setdefault(s.event_id, "pending (queued or deferred for quota)")
+    return outcomes
+
+
+def _in_ledger(target: Target, keys: list[str]) -> set[str]:
+    if not keys:
+        return set()
+    from trigger_relay.ledger import DeliveryLedger
+
+    table = target.outputs["LedgerTableName"]
+    return DeliveryLedger(table, target.client("dynamodb")).delivered(keys)
+
+
+# ---------------------------------------------------------------- rejected store
+
+
+def rejected_objects(target: Target) -> Iterator[str]:
+    s3 = target.client("s3")
+    bucket = target.outputs["RecipientsBucketName"]
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=REJECTED):
+        for item in page.get("Contents", []):
+            if not item["Key"].startswith(REJECTED + REDRIVEN):
+                yield item["Key"]
+
+
+def _read_rows(target: Target, key: str) -> list[dict[str, Any]]:
+    s3 = target.client("s3")
+    body = s3.get_object(Bucket=target.outputs["RecipientsBucketName"], Key=key)["Body"].read()
+    return [json.loads(line) for line in gzip.decompress(body).splitlines() if line]
+
+
+def rejected_rows(target: Target) -> list[dict[str, Any]]:
+    return [row for key in rejected_objects(target) for row in _read_rows(target, key)]
+
+
+# ---------------------------------------------------------------- status
+
+
+def status_lines(target: Target, routes: RoutesFile | None) -> list[str]:
+    sqs = target.client("sqs")
+    lines = format_status(
+        quota_status(target.client("dynamodb"), target.outputs["QuotaTableName"], routes)
+    )
+    for label, output in (
+        ("ingest queue", "IngestQueueUrl"),
+        ("dead-letter queue", "IngestDeadLetterQueueUrl"),
+    ):
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=target.outputs[output],
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        lines.append(
+            f"{label:<18} {attributes['ApproximateNumberOfMessages']} waiting, "
+            f"{attributes['ApproximateNumberOfMessagesNotVisible']} in flight, "
+            f"{attributes.get('ApproximateNumberOfMessagesDelayed', '0')} delayed"
+        )
+    lines.append(f"{'rejected store':<18} {len(rejected_rows(target))} record(s) under {REJECTED}")
+    return lines
+
+
+# ---------------------------------------------------------------- redrive
+
+
+def redrive_dlq(target: Target, match: Callable[[str], bool], show: bool = True) -> int:
+    """Move DLQ messages (whose body `match`es) back to the ingest queue: send, then delete."""
+    sqs = target.client("sqs")
+    dlq, queue = target.outputs["IngestDeadLetterQueueUrl"], target.outputs["IngestQueueUrl"]
+    total = int(
+        sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"
+        ]["ApproximateNumberOfMessages"]
+    )
+    moved = seen = 0
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=dlq,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=60,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            break
+        chosen = [m for m in messages if match(m["Body"])]
+        seen += len(messages)
+        if chosen:
+            sqs.send_message_batch(
+                QueueUrl=queue,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "MessageBody": m["Body"],
+                        "MessageAttributes": m.get("MessageAttributes", {}),
+                    }
+                    for i, m in enumerate(chosen)
+                ],
+            )
+            sqs.delete_message_batch(
+                QueueUrl=dlq,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(chosen)
+                ],
+            )
+            moved += len(chosen)
+        if show:
+            progress(min(seen, total), max(total, seen), "DLQ     ")
+    return moved
+
+
+def redrive_rejected(
+    target: Target, reason: str | None, route: str | None, show: bool = True
+) -> int:
+    """Send stored rejected records back to the ingest queue, then file them under redriven/.
+
+    Safe to interrupt and run again: an object is moved only after its records were sent, and
+    records that reach the vendor twice are stopped by the delivery ledger.
+    """
+    s3 = target.client("s3")
+    sqs = target.client("sqs")
+    bucket = target.outputs["RecipientsBucketName"]
+    keys = list(rejected_objects(target))
+    moved = 0
+    for index, key in enumerate(keys, 1):
+        rows = _read_rows(target, key)
+        chosen = [r for r in rows if _wanted(r, reason, route)]
+        for start in range(0, len(chosen), 10):
+            sqs.send_message_batch(
+                QueueUrl=target.outputs["IngestQueueUrl"],
+                Entries=[
+                    {"Id": str(i), "MessageBody": r["body"]}
+                    for i, r in enumerate(chosen[start : start + 10])
+                ],
+            )
+        kept = [r for r in rows if r not in chosen]
+        if chosen:
+            s3.put_object(
+                Bucket=bucket,
+                Key=REJECTED + REDRIVEN + key[len(REJECTED) :],
+                Body=_gzip_lines(chosen),
+            )
+            if kept:
+                s3.put_object(Bucket=bucket, Key=key, Body=_gzip_lines(kept))
+            else:
+                s3.delete_object(Bucket=bucket, Key=key)
+        moved += len(chosen)
+        if show:
+            progress(index, len(keys), "rejected")
+    return moved
+
+
+def _wanted(row: dict[str, Any], reason: str | None, route: str | None) -> bool:
+    reasons = " ".join(row.get("reasons", []))
+    return (reason is None or reason.lower() in reasons.lower()) and (
+        route is None or f"route {route}:" in reasons or reasons.startswith(f"{route}:")
+    )
+
+
+def _gzip_lines(rows: list[dict[str, Any]]) -> bytes:
+    return gzip.compress(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows))

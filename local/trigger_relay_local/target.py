@@ -1,0 +1,67 @@
+"""Which stack a command works on: the running local stack (default) or a deployed one by name."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .stack import LocalStack, aws_environment
+from .template import ROOT
+
+WORKDIR = ROOT / ".local-stack"
+STATE_FILE = "stack.json"
+
+
+class NoStack(RuntimeError):
+    pass
+
+
+@dataclass
+class Target:
+    name: str
+    outputs: dict[str, str]
+    local: LocalStack | None = None
+    simulator_url: str | None = None
+
+    def client(self, service: str) -> Any:
+        if self.local is not None:
+            return self.local.client(service)
+        import boto3
+
+        return boto3.client(service)
+
+    def run_sync(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Run RecipientsSyncFunction once with this event and return its answer."""
+        if self.local is not None:
+            from .fleet import invoke
+
+            return invoke(self.local, self.local.functions["RecipientsSyncFunction"], event)  # type: ignore[no-any-return]
+        answer = self.client("lambda").invoke(
+            FunctionName=self.outputs["RecipientsSyncFunctionName"],
+            Payload=json.dumps(event).encode(),
+        )
+        payload = json.loads(answer["Payload"].read())
+        if answer.get("FunctionError"):
+            raise RuntimeError(f"sync failed: {payload.get('errorMessage', payload)}")
+        return payload  # type: ignore[no-any-return]
+
+
+def resolve(stack_name: str | None, workdir: Path = WORKDIR) -> Target:
+    if stack_name:
+        import boto3
+
+        stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        return Target(stack_name, outputs)
+    state = workdir / STATE_FILE
+    if not state.exists():
+        raise NoStack(
+            "no local stack is running: start one with `trigger-relay local up`, "
+            "or name a deployed stack with --stack NAME"
+        )
+    local = LocalStack.load(state)
+    aws_environment(local.endpoint)  # the local stack takes the fake credentials
+    simulator = json.loads(state.read_text()).get("simulator_url")
+    return Target("local", local.outputs, local, simulator)
