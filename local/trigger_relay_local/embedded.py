@@ -15,6 +15,7 @@ import yaml
 
 from . import moto_patches
 from .simulator import SimConfig, Simulator
+from .simulator.state import learn_routes
 from .stack import ROUTES, LocalStack, provision
 
 
@@ -60,6 +61,7 @@ def embedded_stack(
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     config = sim_config or SimConfig.demo()
+    learn_routes(config, yaml.safe_load(routes_source.read_text(encoding="utf-8")))
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     try:

@@ -18,6 +18,17 @@ from tests.conftest import EVENTS, ROOT
 pytestmark = pytest.mark.integration
 
 CLI = [sys.executable, "-m", "trigger_relay_local"]
+TRIAL_ROUTE = """
+  - name: trial-ended-workflow
+    match: {type: trial.ended}
+    action: zoho_campaigns.workflow_trigger
+    account: zoho-main
+    params:
+      workflow_key: 5f00ba11aa00000000000000000000aa
+      trigger_key: 5f00ba11aa0000000000000000000001
+      list_key: 5f00ba11aa0000000000000000000002
+    mapping: {email: account.owner_email}
+"""
 
 
 def run(workdir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -37,13 +48,20 @@ def run(workdir: Path, *args: str, timeout: float = 120) -> subprocess.Completed
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     workdir = tmp_path_factory.mktemp("cli") / "stack"
+    # The docs' walkthrough: a new event type routed to a new Zoho workflow.
+    routes = workdir.parent / "routes.yaml"
+    routes.write_text(
+        (ROOT / "layers" / "common" / "routes.yaml")
+        .read_text()
+        .replace("\nrecipients_sync:", TRIAL_ROUTE + "\nrecipients_sync:")
+    )
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT / "local")]),
     }
     log = (workdir.parent / "up.log").open("w")
     process = subprocess.Popen(
-        [*CLI, "--workdir", str(workdir), "local", "up"],
+        [*CLI, "--workdir", str(workdir), "local", "up", "--routes", str(routes)],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -60,6 +78,21 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
         assert not (workdir / "stack.json").exists()
+
+
+def test_a_new_event_type_reaches_a_new_workflow(workdir: Path) -> None:
+    event = workdir.parent / "trial-ended.json"
+    event.write_text(
+        json.dumps({"type": "trial.ended", "account": {"owner_email": "owner@example.com"}})
+    )
+    explained = run(workdir, "explain", str(event), "--routes", str(workdir.parent / "routes.yaml"))
+    assert (
+        "+ trial-ended-workflow: zoho_campaigns.workflow_trigger -> owner@example.com"
+        in explained.stdout
+    )
+    assert "/api/v1.1/workflow/5f00ba11aa00000000000000000000aa/action/trigger" in explained.stdout
+    sent = run(workdir, "send", str(event))
+    assert sent.returncode == 0 and ": delivered" in sent.stdout, sent.stdout + sent.stderr
 
 
 def test_commands_without_a_local_stack_say_how_to_start_one(tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ class VendorCaller:
         self._clock = clock
         self._sleep = sleep
         self.calls: list[CallStats] = []
+        self.locks = 0  # vendor answers that locked an API
 
     def call(
         self,
@@ -87,6 +88,7 @@ class VendorCaller:
             attempt += 1
             if result.locked:
                 until = self.quota.record_lock(key, limit.lock_seconds)
+                self.locks += 1
                 logger.warning("vendor lock", extra={"quota_key": key, "locked_until": until})
                 return Deferred(until, f"vendor locked the API ({result.vendor_code})")
             if result.token_invalid and not refreshed:

@@ -103,6 +103,7 @@ def _publish(
         )
     calls = pipeline.caller.calls
     add(name="VendorCalls", unit=MetricUnit.Count, value=len(calls))
+    add(name="VendorLocks", unit=MetricUnit.Count, value=pipeline.caller.locks)
     add(name="QuotaRequests", unit=MetricUnit.Count, value=quota_requests)
     add(name="LedgerRequests", unit=MetricUnit.Count, value=pipeline.ledger.requests)
     by_api: Counter[str] = Counter()

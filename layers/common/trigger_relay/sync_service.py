@@ -46,4 +46,6 @@ def run(context: LambdaContext | None, campaigns: list[str] | None = None) -> Sy
     metrics.add_metric(name="RecipientPagesRead", unit=MetricUnit.Count, value=report.pages)
     failed = [r for r in report.runs if r.stopped not in ("complete", *STOPS_EVERYTHING)]
     metrics.add_metric(name="SyncFailures", unit=MetricUnit.Count, value=len(failed))
+    locks = sum(r.stopped == "locked" for r in report.runs)
+    metrics.add_metric(name="VendorLocks", unit=MetricUnit.Count, value=locks)
     return report

@@ -86,6 +86,28 @@ class SimConfig:
         return config
 
 
+def learn_routes(config: SimConfig, document: dict[str, Any]) -> None:
+    """Make the simulated vendors know every key a routes file uses, so any routes file runs
+    locally; keys the config already has keep their settings."""
+    for route in document.get("routes", []):
+        params = route.get("params", {})
+        action = route.get("action", "")
+        if action.startswith("zoho_"):
+            flows = config.workflows if "workflow_key" in params else config.journeys
+            key = params.get("workflow_key") or params.get("journey_key")
+            flows.setdefault(key, Flow(params["trigger_key"], params["list_key"]))
+            config.lists.setdefault(
+                params["list_key"], MailingList(f"list {params['list_key'][:6]}")
+            )
+        elif action in ("altcraft.bulk_trigger", "altcraft.trigger"):
+            config.altcraft_triggers.add(str(params.get("trigger_id", params.get("id"))))
+        elif action == "altcraft.trigger_link":
+            config.altcraft_links.add(params["link"].rstrip("/").rsplit("/", 1)[1])
+    sync = document.get("recipients_sync") or {}
+    for campaign in sync.get("campaigns", []):
+        config.campaigns.setdefault(campaign, Campaign({"sentcontacts": 250, "openedcontacts": 80}))
+
+
 @dataclass
 class Received:
     """One request as the simulator received it."""
