@@ -8,9 +8,13 @@ a boundary, so slots are handed out as a schedule instead (GCRA, the "virtual sc
 * a caller reserves the slot at ``tat`` and moves ``tat`` on by one interval
   ``T = (window + margin) / (calls - 1)``; it then waits until its slot and calls the vendor.
 
-Any window of length ``window + margin`` then holds at most ``(window + margin) / T + 1 = calls``
-slot starts, so a vendor window of ``window`` holds at most ``calls`` calls even when clients'
-clocks differ, or calls arrive late, by up to ``margin`` altogether. Under a backlog ``tat`` is
+Slot starts are at least ``T`` apart, so any closed interval of ``window + margin`` seconds holds
+at most ``(window + margin) / T + 1 = calls`` of them. A vendor window of ``window`` seconds
+therefore holds at most ``calls`` calls even when clients' clocks differ, or calls arrive late,
+by up to ``margin`` altogether - and a single call late by up to one more interval still cannot
+make it ``calls + 1``. (``T`` a hair over ``(window + margin) / calls`` would also keep the bound
+with an exact margin, for 1/calls more throughput; on a busy machine a call late by more than the
+margin then locked the vendor in the benchmark, so the extra interval of slack stays.) Under a backlog ``tat`` is
 ahead of every clock and every reservation is one conditional ``UpdateItem`` that succeeds;
 concurrent callers are serialised by DynamoDB and get distinct slots. The lock check is part of
 the same condition, and a refused condition returns the item (``ALL_OLD``), so a denial costs
@@ -52,9 +56,14 @@ class Limit(BaseModel):
         return self
 
     @property
+    def interval_ms(self) -> int:
+        """Milliseconds between slot starts, rounded up: (window + margin) / (calls - 1)."""
+        span = (self.window_seconds + self.safety_margin_seconds) * 1000
+        return math.ceil(span / max(1, self.calls - 1))
+
+    @property
     def interval(self) -> float:
-        """Seconds between slot starts."""
-        return (self.window_seconds + self.safety_margin_seconds) / (self.calls - 1)
+        return self.interval_ms / 1000
 
     def utilisation(self) -> float:
         """The share of the documented limit a backlog gets: window / interval per window."""
@@ -101,7 +110,7 @@ class QuotaGate:
 
     def reserve(self, key: str, limit: Limit) -> Grant | Denial:
         """A slot to call at, or when to come back. At most three conditional writes."""
-        interval = math.ceil(limit.interval * 1000)  # rounding up keeps the bound
+        interval = limit.interval_ms
         # Guess the form from the last tat seen: a schedule that was busy moments ago most
         # likely still is. A wrong guess is refused with the item, which settles the form.
         backlog = self._tat_seen.get(key, 0) >= _ms(self._clock()) - max(2 * interval, _RECENT_MS)
