@@ -14,8 +14,10 @@ therefore holds at most ``calls`` calls even when clients' clocks differ, or cal
 by up to ``margin`` altogether - and a single call late by up to one more interval still cannot
 make it ``calls + 1``. (``T`` a hair over ``(window + margin) / calls`` would also keep the bound
 with an exact margin, for 1/calls more throughput; on a busy machine a call late by more than the
-margin then locked the vendor in the benchmark, so the extra interval of slack stays.) Under a backlog ``tat`` is
-ahead of every clock and every reservation is one conditional ``UpdateItem`` that succeeds;
+margin then locked the vendor in the benchmark, so the extra interval of slack stays.)
+
+Under a backlog ``tat`` is ahead of every clock and every reservation is one conditional
+``UpdateItem`` that succeeds;
 concurrent callers are serialised by DynamoDB and get distinct slots. The lock check is part of
 the same condition, and a refused condition returns the item (``ALL_OLD``), so a denial costs
 no extra read and says when to come back.
