@@ -35,6 +35,7 @@ demo: venv
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -q -r layers/common/trigger_relay functions
 	$(BIN)/pytest
 
 lint: venv

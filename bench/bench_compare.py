@@ -203,16 +203,7 @@ def run_pipeline(name: str, sim: Simulator, gate_kind: str, dynamodb: Any) -> Re
 
 def run_per_event(sim: Simulator) -> Result:
     """One call per event as soon as it arrives; a refused call is retried with backoff."""
-    config = sim.state.config
-    token = httpx.post(
-        f"{sim.url}/oauth/v2/token",
-        params={
-            "refresh_token": config.refresh_token,
-            "client_id": config.client_id,
-            "client_secret": config.client_secret,
-            "grant_type": "refresh_token",
-        },
-    ).json()["access_token"]
+    token = sim.access_token()
     http = httpx.Client(base_url=sim.url, headers={"Authorization": f"Zoho-oauthtoken {token}"})
     result = Result("(a) one call per event")
     pending = arrivals()

@@ -24,7 +24,7 @@ from report import Row, finish, print_table  # noqa: E402
 
 from trigger_relay_local.embedded import embedded_stack  # noqa: E402
 from trigger_relay_local.emf import metric_totals  # noqa: E402
-from trigger_relay_local.fleet import PollerFleet, queue_depth, wait_drained  # noqa: E402
+from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, wait_drained  # noqa: E402
 from trigger_relay_local.simulator import SimConfig  # noqa: E402
 from trigger_relay_local.stack import ROUTES  # noqa: E402
 
@@ -80,24 +80,19 @@ def main() -> None:
     ):
         stack = env.stack
         queue = stack.outputs["IngestQueueUrl"]
-        sqs = stack.client("sqs")
-        for start in range(0, args.events, 10):
-            sqs.send_message_batch(
-                QueueUrl=queue,
-                Entries=[
+        enqueue(
+            stack,
+            [
+                json.dumps(
                     {
-                        "Id": str(i),
-                        "MessageBody": json.dumps(
-                            {
-                                "type": "user.signed_up",
-                                "id": f"bench-{n}",
-                                "user": {"email": f"user{n}@example.com"},
-                            }
-                        ),
+                        "type": "user.signed_up",
+                        "id": f"bench-{n}",
+                        "user": {"email": f"user{n}@example.com"},
                     }
-                    for i, n in enumerate(range(start, min(start + 10, args.events)))
-                ],
-            )
+                )
+                for n in range(args.events)
+            ],
+        )
         began = time.monotonic()
         fleet = PollerFleet(stack, stack.functions["TriggerFunction"]).start()
         drained = wait_drained(stack, queue, timeout=args.events / (CALLS / WINDOW) * 2 + 60)

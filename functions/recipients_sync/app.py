@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from trigger_relay import sync_service
 from trigger_relay.observability import logger, metrics
 
-# A bad routes file or a missing setting fails here, at cold start.
-sync_service.check_configuration()
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Imported on the first invocation (see functions/trigger/app.py), where a bad routes file
+    # or a missing setting fails the cold start with a message that names it.
+    from trigger_relay import sync_service
+
+    sync_service.check_configuration()
     campaigns = event.get("campaigns")  # an on-demand run (trigger-relay sync) names them
     report = sync_service.run(context, campaigns if isinstance(campaigns, list) else None)
     return {

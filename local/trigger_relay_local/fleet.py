@@ -192,3 +192,16 @@ def wait_drained(stack: LocalStack, queue_url: str, timeout: float, settle: floa
             empty_since = None
         time.sleep(0.25)
     return False
+
+
+def enqueue(stack: LocalStack, bodies: list[str]) -> None:
+    """Send message bodies to the ingest queue, ten per SendMessageBatch."""
+    sqs = stack.client("sqs")
+    queue = stack.outputs["IngestQueueUrl"]
+    for start in range(0, len(bodies), 10):
+        sqs.send_message_batch(
+            QueueUrl=queue,
+            Entries=[
+                {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])
+            ],
+        )

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import ROOT
 from trigger_relay.vendors.xxh64 import xxh64_hex
 from trigger_relay_local.embedded import Embedded, embedded_stack
-from trigger_relay_local.fleet import PollerFleet, queue_depth, wait_drained
+from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, wait_drained
 
 pytestmark = pytest.mark.integration
 
@@ -42,16 +42,9 @@ def test_one_event_per_route_reaches_its_api(stack: Embedded) -> None:
             "cart": {"id": "c-9"},
         },
     ]
-    sqs, events = stack.stack.client("sqs"), stack.stack.client("events")
+    events = stack.stack.client("events")
     queue = stack.stack.outputs["IngestQueueUrl"]
-    for start in range(0, len(app_events), 10):
-        sqs.send_message_batch(
-            QueueUrl=queue,
-            Entries=[
-                {"Id": str(i), "MessageBody": json.dumps(e)}
-                for i, e in enumerate(app_events[start : start + 10])
-            ],
-        )
+    enqueue(stack.stack, [json.dumps(e) for e in app_events])
     events.put_events(
         Entries=[
             {

@@ -12,7 +12,7 @@ import yaml
 
 from trigger_relay_local.embedded import Embedded, embedded_stack
 from trigger_relay_local.emf import metric_totals
-from trigger_relay_local.fleet import PollerFleet, queue_depth, wait_drained
+from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, wait_drained
 from trigger_relay_local.simulator import SimConfig
 from trigger_relay_local.stack import ROUTES
 
@@ -48,25 +48,19 @@ def workflow(env: Embedded):
 
 
 def send_signups(env: Embedded, first: int, count: int, tag: str) -> None:
-    sqs = env.stack.client("sqs")
-    queue = env.stack.outputs["IngestQueueUrl"]
-    for start in range(first, first + count, 10):
-        sqs.send_message_batch(
-            QueueUrl=queue,
-            Entries=[
+    enqueue(
+        env.stack,
+        [
+            json.dumps(
                 {
-                    "Id": str(i),
-                    "MessageBody": json.dumps(
-                        {
-                            "type": "user.signed_up",
-                            "id": f"{tag}-{n}",
-                            "user": {"email": f"{tag}{n}@example.com"},
-                        }
-                    ),
+                    "type": "user.signed_up",
+                    "id": f"{tag}-{n}",
+                    "user": {"email": f"{tag}{n}@example.com"},
                 }
-                for i, n in enumerate(range(start, min(start + 10, first + count)))
-            ],
-        )
+            )
+            for n in range(first, first + count)
+        ],
+    )
 
 
 def drain(env: Embedded, timeout: float = 120) -> dict[str, int]:
@@ -122,15 +116,7 @@ def test_mixed_batch_every_event_accounted_for(scaled: Embedded, tmp_path: Path)
     unmappable = [{"type": "user.signed_up", "id": f"none-{n}", "user": {}} for n in range(5)]
     unknown = [{"type": "cart.abandoned", "id": f"unk-{n}"} for n in range(5)]
     bodies = [json.dumps(e) for e in valid + invalid + unmappable + unknown] + ["{oops"] * 5
-    sqs = scaled.stack.client("sqs")
-    queue = scaled.stack.outputs["IngestQueueUrl"]
-    for start in range(0, len(bodies), 10):
-        sqs.send_message_batch(
-            QueueUrl=queue,
-            Entries=[
-                {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])
-            ],
-        )
+    enqueue(scaled.stack, bodies)
     log_dir = scaled.stack.workdir / "logs"
     before = metric_totals(log_dir)
     drain(scaled)

@@ -30,19 +30,8 @@ def sim() -> Iterator[Simulator]:
 
 @pytest.fixture
 def http(sim: Simulator) -> httpx.Client:
-    config = sim.state.config
-    answer = httpx.post(
-        f"{sim.url}/oauth/v2/token",
-        params={
-            "refresh_token": config.refresh_token,
-            "client_id": config.client_id,
-            "client_secret": config.client_secret,
-            "grant_type": "refresh_token",
-        },
-    ).json()
-    return httpx.Client(
-        base_url=sim.url, headers={"Authorization": f"Zoho-oauthtoken {answer['access_token']}"}
-    )
+    token = sim.access_token()
+    return httpx.Client(base_url=sim.url, headers={"Authorization": f"Zoho-oauthtoken {token}"})
 
 
 def trigger(http: httpx.Client, key: str = WORKFLOW, **details: str) -> dict:

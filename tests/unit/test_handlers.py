@@ -1,4 +1,5 @@
-"""The handlers fail at cold start on a bad configuration, naming what is wrong."""
+"""The handlers fail at cold start (their first invocation) on a bad configuration, naming
+what is wrong, before touching any event."""
 
 from __future__ import annotations
 
@@ -12,7 +13,18 @@ from tests.conftest import ROOT
 
 
 def cold_start(function: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    code = "import app"
+    code = (
+        "import app\n"
+        "class Context:\n"
+        "    function_name = 'f'; memory_limit_in_mb = 128; aws_request_id = 'r'\n"
+        "    invoked_function_arn = 'arn:aws:lambda:eu-west-1:123456789012:function:f'\n"
+        "    def get_remaining_time_in_millis(self): return 1000\n"
+        "import sys\n"
+        "try:\n"
+        "    app.lambda_handler({'Records': []}, Context())\n"
+        "except Exception as exc:\n"
+        "    print(exc, file=sys.stderr); sys.exit(1)\n"
+    )
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT / "functions" / function,
@@ -54,12 +66,11 @@ def test_a_missing_setting_fails_the_cold_start_naming_it() -> None:
 
 
 @pytest.mark.parametrize("function", ["trigger", "recipients_sync"])
-def test_a_good_configuration_imports(function: str) -> None:
-    env = {
-        **TRIGGER_ENV,
-        "CURSOR_TABLE": "c",
-        "RECIPIENTS_BUCKET": "b",
-        "ROUTES_FILE": str(ROOT / "layers" / "common" / "routes.yaml"),
-    }
+def test_a_good_configuration_starts(function: str, tmp_path: Path) -> None:
+    # Without a recipients_sync section the sync has nothing to do: no AWS call is made.
+    routes = tmp_path / "routes.yaml"
+    text = (ROOT / "layers" / "common" / "routes.yaml").read_text()
+    routes.write_text(text.split("\nrecipients_sync:")[0])
+    env = {**TRIGGER_ENV, "CURSOR_TABLE": "c", "RECIPIENTS_BUCKET": "b", "ROUTES_FILE": str(routes)}
     result = cold_start(function, env)
     assert result.returncode == 0, result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from moto import mock_aws
 from trigger_relay.quota import Denial, Grant, Limit, QuotaGate
 
 TABLE = "quota"
+EXAMPLES = itertools.count()
 
 
 @pytest.fixture
@@ -145,7 +147,7 @@ def test_never_more_than_the_limit_in_any_window(
         safety_margin_seconds=skew + latency + 0.01,
         max_wait_seconds=rng.uniform(0, window),
     )
-    key = f"k{seed}-{clients}-{calls}"
+    key = f"example-{next(EXAMPLES)}"  # a fresh item: replays must not see earlier state
     real = Clock(1_800_000_000.0)
     offsets = [rng.uniform(-skew / 2, skew / 2) for _ in range(clients)]
     gates = [QuotaGate(TABLE, dynamodb, lambda o=o: real.now + o) for o in offsets]
@@ -166,8 +168,9 @@ def test_never_more_than_the_limit_in_any_window(
         else:
             # liveness: without a lock, a denial must mean a schedule full beyond max_wait
             item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": key}})["Item"]
-            client_now = real.now + offsets[i]
-            denied_while_idle += int(item["tat"]["N"]) / 1000 <= client_now + limit.max_wait_seconds
+            client_now_ms = int((real.now + offsets[i]) * 1000)  # as the gate counts: whole ms
+            horizon_ms = client_now_ms + int(limit.max_wait_seconds * 1000)
+            denied_while_idle += int(item["tat"]["N"]) <= horizon_ms
             next_at = decision.retry_at - offsets[i] + rng.uniform(0, 0.05)
         heapq.heappush(arrivals, (max(next_at, real.now + 0.001), i))
     assert calls_in_any_window(vendor_times, window) <= calls

@@ -69,6 +69,21 @@ class BatchReport:
     def count(self) -> Counter[Status]:
         return Counter(self.statuses.values())
 
+    def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
+        """SQS's partial batch response: exactly the records that must come back.
+
+        Built here rather than with Powertools' BatchProcessor, whose import (asyncio,
+        multiprocessing, every event data class) cost 130 ms of each cold start while the
+        pipeline had already decided every record's outcome.
+        """
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": record_id}
+                for record_id, status in self.statuses.items()
+                if status is Status.RETRY
+            ]
+        }
+
 
 class TriggerPipeline:
     def __init__(

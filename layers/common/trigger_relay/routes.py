@@ -33,18 +33,7 @@ from .quota import Limit
 from .vendors.registry import APIS, DEFAULT_LIMITS, TriggerApi
 from .vendors.zoho import DATA_CENTRES
 from .vendors.zoho_recipients import ACTIONS as RECIPIENT_ACTIONS
-
-RecipientsAction = Literal[
-    "sentcontacts",
-    "openedcontacts",
-    "optoutcontacts",
-    "spamcontacts",
-    "unopenedcontacts",
-    "clickedcontacts",
-    "senthardbounce",
-    "sentsoftbounce",
-    "unsentcontacts",
-]
+from .vendors.zoho_recipients import Action as RecipientsAction
 
 
 class RoutesError(ValueError):

@@ -9,7 +9,6 @@ from typing import Any
 
 from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import clients
@@ -22,10 +21,6 @@ from .settings import TriggerSettings
 
 # Stop starting calls this long before Lambda's timeout, leaving time to settle the batch.
 DEADLINE_RESERVE_SECONDS = 10.0
-
-
-class RetryRecord(Exception):
-    """Raised for a record SQS must deliver again (reported as a batch item failure)."""
 
 
 def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> TriggerPipeline:
@@ -54,15 +49,15 @@ def check_configuration() -> None:
 
 
 def sqs_records(event: dict[str, Any]) -> list[InboundRecord]:
+    """The records of an SQS event, with their string message attributes."""
     records = []
     for raw in event.get("Records", []):
-        record = SQSRecord(raw)
         attributes = {
             name: value.get("stringValue", "")
             for name, value in (raw.get("messageAttributes") or {}).items()
             if value.get("dataType", "String").startswith("String")
         }
-        records.append(InboundRecord(record.message_id, record.body, attributes))
+        records.append(InboundRecord(raw["messageId"], raw.get("body", ""), attributes))
     return records
 
 

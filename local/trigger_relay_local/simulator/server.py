@@ -255,6 +255,14 @@ class Simulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def access_token(self) -> str:
+        """A valid Zoho access token, minted as a client would (counts against the mint limit)."""
+        config = self.state.config
+        token = self.state.mint_token()
+        if token is None:
+            raise RuntimeError(f"the simulator refuses more tokens for {config.client_id}")
+        return token
+
     def received(self, api: str | None = None) -> list[Received]:
         with self.state.mutex:
             return [r for r in self.state.received if api is None or r.api == api]

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .altcraft import MAX_BODY_BYTES, Format, error_result, json_body, read_answer, to_xml
 from .outcomes import CallResult, Outcome, RecipientOutcome
-from .recipients import normalise_email
+from .recipients import Email
 
 PATH = "/api/v1.1/campaigns/triggers/start_batch"
 TOKEN_ALLOWANCE = 256
@@ -48,13 +48,8 @@ class BulkRecipient(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    email: str | None = None
+    email: Email | None = None
     field_value: str | int | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _valid(cls, value: str | None) -> str | None:
-        return None if value is None else normalise_email(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> BulkRecipient:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .altcraft import error_result, json_body
 from .outcomes import CallResult, Outcome, RecipientOutcome, http_failure
-from .recipients import normalise_email
+from .recipients import Email
 from .xxh64 import xxh64_hex
 
 
@@ -59,14 +59,9 @@ class LinkParams(BaseModel):
 class LinkRecipient(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    email: str
+    email: Email
     profile_id: str | None = None
     fields: list[LinkField] | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _valid(cls, value: str) -> str:
-        return normalise_email(value)
 
     @property
     def key(self) -> str:
@@ -77,7 +72,7 @@ class LinkRecipient(BaseModel):
 def address(email: str, addressing: str) -> str:
     """The link's last segment for a profile."""
     if addressing == "md5":
-        return hashlib.md5(email.lower().encode()).hexdigest()  # noqa: S324 - Altcraft's addressing
+        return hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
     if addressing == "xxh":
         return xxh64_hex(email.lower().encode())
     return quote(email, safe="@")

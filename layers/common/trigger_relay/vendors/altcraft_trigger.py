@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .altcraft import error_result, json_body, read_answer
 from .outcomes import CallResult, Outcome, RecipientOutcome
-from .recipients import normalise_email
+from .recipients import Email
 
 PATH = "/api/v1.1/campaigns/triggers/start/"
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+;base64,(?P<data>[A-Za-z0-9+/=]+)$")
@@ -100,17 +100,12 @@ class ProfileRecipient(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    email: str | None = None
+    email: Email | None = None
     phone: str | None = None
     profile_id: str | None = None
     field_value: str | int | None = None
     content: dict[str, Any] | None = None
     custom_data: dict[str, Any] | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _valid_email(cls, value: str | None) -> str | None:
-        return None if value is None else normalise_email(value)
 
     @field_validator("phone")
     @classmethod

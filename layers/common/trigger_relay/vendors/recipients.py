@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 # Deliberately plain: one @, no spaces, a dotted domain; the vendor has the last word.
 _EMAIL = re.compile(r"^[^@\s\"(),:;<>\[\\\]]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -21,15 +22,14 @@ def normalise_email(value: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
+Email = Annotated[str, AfterValidator(normalise_email)]
+"""An email address, checked and with its domain lower-cased, for any recipient model."""
+
+
 class EmailRecipient(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    email: str
-
-    @field_validator("email")
-    @classmethod
-    def _valid(cls, value: str) -> str:
-        return normalise_email(value)
+    email: Email
 
     @property
     def key(self) -> str:

@@ -6,14 +6,14 @@ POST /api/v1.1/getcampaignrecipientsdata?resfmt=JSON&campaignkey=..&action=..&fr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import httpx
 
 from ..safe_xml import UnsafeXml, parse_xml
 from .zoho import DEFAULT_CODES, auth_headers
 
-ACTIONS = (
+Action = Literal[
     "sentcontacts",
     "openedcontacts",
     "optoutcontacts",
@@ -23,7 +23,8 @@ ACTIONS = (
     "senthardbounce",
     "sentsoftbounce",
     "unsentcontacts",
-)
+]
+ACTIONS: tuple[str, ...] = get_args(Action)
 PATH = "/api/v1.1/getcampaignrecipientsdata"
 QUOTA_API = "zoho_campaigns.recipients"
 # Codes that end a campaign's run with a logged reason (no recipients to read, or no access).
