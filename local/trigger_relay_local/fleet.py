@@ -29,6 +29,20 @@ def _process_env(
     return env
 
 
+def _worker_command(spec_file: Path, out: Path, *extra: str) -> list[str]:
+    """One local execution environment: our own interpreter running the worker module."""
+    return [
+        sys.executable,
+        "-m",
+        "trigger_relay_local.worker",
+        "--spec",
+        str(spec_file),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
 def _spec_json(spec: FunctionSpec, **more: Any) -> dict[str, Any]:
     return {
         "name": spec.name,
@@ -78,22 +92,14 @@ class PollerFleet:
         for index in range(count):
             out = self.stack.workdir / f"{self.spec.logical_id}-{index}.stats.json"
             out.unlink(missing_ok=True)
-            log = (logs / f"{self.spec.logical_id}-{index}.log").open("ab")
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [
-                    sys.executable,
-                    "-m",
-                    "trigger_relay_local.worker",
-                    "--spec",
-                    str(spec_file),
-                    "--out",
-                    str(out),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
+            with (logs / f"{self.spec.logical_id}-{index}.log").open("ab") as log:
+                process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                    _worker_command(spec_file, out),
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=ROOT,
+                )
             self.processes.append((process, out))
         return self
 
@@ -142,17 +148,7 @@ def invoke_measured(
     out.unlink(missing_ok=True)
     with (logs / f"{spec.logical_id}-invoke.log").open("ab") as log:
         code = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "trigger_relay_local.worker",
-                "--spec",
-                str(spec_file),
-                "--out",
-                str(out),
-                "--invoke",
-                str(event_file),
-            ],
+            _worker_command(spec_file, out, "--invoke", str(event_file)),
             env=_process_env(stack, spec, extra_env),
             stdout=log,
             stderr=subprocess.STDOUT,
