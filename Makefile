@@ -29,13 +29,20 @@ $(BIN)/.installed: pyproject.toml requirements/dev.lock layers/common/requiremen
 
 venv: $(BIN)/.installed
 
+# checkov pins versions of boto3 and others that the main environment can't share.
+CHECKOV := .venv-checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet checkov==3.3.30
+
 demo: venv
 	$(BIN)/trigger-relay demo
 
-test: venv
+test: venv $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -q -r layers/common/trigger_relay functions
+	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet
 	$(BIN)/pytest
 
 lint: venv
