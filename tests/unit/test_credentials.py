@@ -24,7 +24,8 @@ ACCOUNT = Account(vendor="zoho", data_centre="eu", secret="trigger-relay/zoho")
 class FakeZoho:
     """Zoho's accounts server and trigger API, in an httpx transport."""
 
-    def __init__(self) -> None:
+    def __init__(self, accounts_host: str = "accounts.zoho.eu") -> None:
+        self.accounts_host = accounts_host
         self.minted: list[str] = []
         self.valid: set[str] = set()
         self.trigger_calls: list[httpx.Request] = []
@@ -33,7 +34,7 @@ class FakeZoho:
         url = urlsplit(str(request.url))
         if url.path == "/oauth/v2/token":
             query = parse_qs(url.query)
-            assert url.netloc == "accounts.zoho.eu"
+            assert url.netloc == self.accounts_host
             assert query["grant_type"] == ["refresh_token"] and query["refresh_token"] == ["1000.r"]
             token = f"1000.t{len(self.minted)}"
             self.minted.append(token)

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from tests.conftest import EVENTS
+from tests.conftest import EVENTS, ROOT
 from trigger_relay.events import MAX_EVENT_BYTES, BadEvent, from_eventbridge, from_sqs_body
+from trigger_relay.routes import BadRecipient, load_routes
 
 
 def body_of(name: str) -> str:
@@ -66,3 +67,15 @@ def test_producer_idempotency_key_wins_over_message_id() -> None:
 def test_bad_bodies_get_a_reason(body: str, reason: str) -> None:
     with pytest.raises(BadEvent, match=reason):
         from_sqs_body(body, "m", {})
+
+
+def test_bodies_that_are_not_utf_8_are_rejected_or_parsed_not_crashed() -> None:
+    raw = b'{"type": "user.signed_up", "user": {"email": "\xff\xfe@x.com"}}'
+    body = raw.decode("utf-8", "surrogateescape")  # what a lenient producer may put on SQS
+    event = from_sqs_body(body, "m", {})
+    assert event.type == "user.signed_up"
+    route = load_routes(ROOT / "layers" / "common" / "routes.yaml").routes[0]
+    with pytest.raises(BadRecipient, match="not valid UTF-8"):  # rejected, never sent
+        route.recipient(event)
+    with pytest.raises(BadEvent, match="not JSON"):
+        from_sqs_body(b"\x80\x81 not json".decode("utf-8", "surrogateescape"), "m", {})

@@ -137,3 +137,17 @@ def test_mapping_normalises_the_email() -> None:
     recipient = route.recipient(event("user.signed_up", {"user": {"email": "  Ann@Example.COM "}}))
     assert recipient.email == "Ann@example.com"
     assert recipient.key == "ann@example.com"
+
+
+def test_a_hostile_routes_file_is_refused_quickly() -> None:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for i in range(20):
+        this, previous = chr(98 + i), chr(97 + i)
+        lines.append(f"{this}: &{this} [*{previous}, *{previous}, *{previous}, *{previous}]")
+    bomb = "\n".join(lines)
+    with pytest.raises(RoutesError, match=r"aliases \(\*a\) are not allowed"):
+        parse_routes(bomb, "bomb.yaml")
+    with pytest.raises(RoutesError, match="larger than"):
+        parse_routes("#" * (2 * 1024 * 1024), "big.yaml")
+    with pytest.raises(RoutesError, match="not valid YAML"):
+        parse_routes("!!python/object/apply:os.system ['true']", "evil.yaml")

@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from .delivery import Deferred, VendorCaller
 from .events import BadEvent, InboundEvent, from_sqs_body
 from .ledger import DeliveryLedger
@@ -21,7 +23,7 @@ from .observability import logger, mask_email
 from .parking import Deferrals, ParkedRecord, RejectedStore
 from .planning import Delivery, plan_calls
 from .routes import BadRecipient, RoutesFile
-from .vendors.outcomes import Outcome
+from .vendors.outcomes import CallResult, Outcome
 
 
 class Status(StrEnum):
@@ -115,9 +117,15 @@ class TriggerPipeline:
         recipients = 0
         for call in calls:
             account = self._routes.accounts[call.account]
-            result = self.caller.call(
-                call.account, account, call.route.api, call.route.typed_params, call.recipients
-            )
+            try:
+                result = self.caller.call(
+                    call.account, account, call.route.api, call.route.typed_params, call.recipients
+                )
+            except (BotoCoreError, ClientError) as exc:  # quota table throttled or unreachable
+                logger.warning("call not made", extra={"api": call.route.action, "error": str(exc)})
+                reason = f"AWS error before the call: {type(exc).__name__}"
+                keys = list(call.deliveries)
+                result = CallResult.same_for_all(keys, Outcome.RETRY, reason)
             recipients += len(call.recipients)
             delivered_keys = []
             for key, group in call.deliveries.items():

@@ -230,9 +230,26 @@ def _compile(expression: str, where: str = "") -> ParsedResult:
         ) from None
 
 
+MAX_ROUTES_BYTES = 1024 * 1024
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors and aliases: a few aliases can expand into billions of nodes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(
+                f"aliases (*{event.anchor}) are not allowed, line {event.start_mark.line + 1}"
+            )
+        return super().compose_node(parent, index)
+
+
 def parse_routes(text: str, where: str = "routes file") -> RoutesFile:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_ROUTES_BYTES:
+        raise RoutesError(f"{where}: larger than {MAX_ROUTES_BYTES} bytes")
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506  # nosec B506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         raise RoutesError(f"{where}: not valid YAML: {exc}") from None
     if not isinstance(document, dict):

@@ -14,6 +14,10 @@ MAX_EMAIL_LENGTH = 254
 
 def normalise_email(value: str) -> str:
     email = value.strip()
+    try:
+        email.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid UTF-8") from None
     if len(email) > MAX_EMAIL_LENGTH:
         raise ValueError(f"email longer than {MAX_EMAIL_LENGTH} characters")
     if not _EMAIL.match(email):

@@ -1,0 +1,89 @@
+"""The pipeline under AWS faults: a throttled quota table costs a retry, never an event."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from botocore.exceptions import ClientError
+
+from tests.conftest import ROOT
+from tests.unit.test_credentials import SECRET, FakeZoho
+from tests.unit.test_quota import TABLE, Clock, dynamodb  # noqa: F401 - the fixture
+from trigger_relay.credentials import Credentials, ZohoTokens
+from trigger_relay.delivery import VendorCaller
+from trigger_relay.ledger import DeliveryLedger
+from trigger_relay.pipeline import InboundRecord, Status, TriggerPipeline
+from trigger_relay.quota import QuotaGate
+from trigger_relay.routes import load_routes
+
+
+class Throttled:
+    """A DynamoDB client whose writes are throttled while `on` (after botocore's own retries)."""
+
+    def __init__(self, client: object) -> None:
+        self._client = client
+        self.on = True
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self._client, name)
+        if name != "update_item":
+            return method
+
+        def update_item(**kwargs: object) -> object:
+            if self.on:
+                error = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
+                raise ClientError(error, "UpdateItem")  # type: ignore[arg-type]
+            return method(**kwargs)
+
+        return update_item
+
+
+class Nowhere:
+    def park(self, records: object) -> set[str]:
+        return set()
+
+    def store(self, records: object) -> None:
+        return None
+
+
+def test_a_throttled_quota_table_retries_the_records_and_loses_none(dynamodb) -> None:  # noqa: F811
+    dynamodb.create_table(
+        TableName="ledger",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    zoho = FakeZoho(accounts_host="accounts.zoho.com")
+    http = httpx.Client(transport=httpx.MockTransport(zoho))
+    clock = Clock()
+    throttled = Throttled(dynamodb)
+    routes = load_routes(ROOT / "layers" / "common" / "routes.yaml")
+    caller = VendorCaller(
+        http,
+        QuotaGate(TABLE, throttled, clock),
+        Credentials(ZohoTokens(http, secrets=lambda _: SECRET, clock=clock)),
+        deadline=clock.now + 60,
+        clock=clock,
+        sleep=lambda s: None,
+    )
+    pipeline = TriggerPipeline(
+        routes, caller, DeliveryLedger("ledger", dynamodb, clock), Nowhere(), Nowhere()
+    )  # type: ignore[arg-type]
+    records = [
+        InboundRecord(
+            f"m{i}", json.dumps({"type": "user.signed_up", "user": {"email": f"u{i}@x.co"}})
+        )
+        for i in range(30)
+    ]
+
+    first = pipeline.process(records)
+    assert set(first.statuses.values()) == {Status.RETRY}
+    assert "AWS error before the call: ClientError" in first.reasons["m0"][0]
+    assert first.partial_batch_response()["batchItemFailures"][0] == {"itemIdentifier": "m0"}
+    assert zoho.trigger_calls == []
+
+    throttled.on = False  # SQS delivers the batch again
+    again = pipeline.process(records)
+    assert set(again.statuses.values()) == {Status.DELIVERED}
+    assert len(zoho.trigger_calls) == 1
