@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import yaml
 
 from tests.conftest import ROOT
@@ -39,7 +41,8 @@ def test_duplicate_emails_in_a_call_are_sent_once_for_every_record() -> None:
 
 def test_different_targets_are_different_calls() -> None:
     document = yaml.safe_load((ROOT / "examples" / "routes.all-apis.yaml").read_text())
-    other = dict(document["routes"][0], name="other-workflow")
+    other = copy.deepcopy(document["routes"][0])  # no shared nodes: no YAML aliases
+    other["name"] = "other-workflow"
     other["params"] = dict(other["params"], workflow_key="another")
     document["routes"].append(other)
     routes = {r.name: r for r in parse_routes(yaml.safe_dump(document)).routes}
