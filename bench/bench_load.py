@@ -1,0 +1,111 @@
+"""Load: signup events through the local stack (10,000 by default), with time, calls and memory.
+
+The events go onto the ingest queue as a backlog; TriggerFunction's pollers (the template's
+batch size and window; 2 processes on this 2-core machine) drain it into the simulator, whose
+workflow limit is raised so the run measures the pipeline, not the quota. Every event must be
+triggered once, in calls of 200, with nothing left in the queue or the DLQ.
+
+moto's SQS scans the whole queue on every receive, so the local stack's time grows with the
+square of the backlog: 100,000 events take hours here (a real queue does not). The pipeline's own
+cost per event is in bench_cpu.py.
+
+Run: .venv/bin/python bench/bench_load.py [--events 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path[:0] = [str(Path(__file__).parent)]
+from report import Row, finish, print_table  # noqa: E402
+
+from trigger_relay_local.embedded import embedded_stack  # noqa: E402
+from trigger_relay_local.emf import metric_totals  # noqa: E402
+from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, wait_drained  # noqa: E402
+from trigger_relay_local.simulator import SimConfig  # noqa: E402
+from trigger_relay_local.stack import ROUTES  # noqa: E402
+
+API = "zoho_campaigns.workflow_trigger"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--pollers", type=int, default=2)
+    args = parser.parse_args()
+    config = SimConfig.demo()
+    config.limits[API] = (100_000, 300.0, 1800.0)
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        document = yaml.safe_load(ROUTES.read_text())
+        document["accounts"]["zoho-main"]["limits"] = {
+            API: {"calls": 100_000, "window_seconds": 300}
+        }
+        routes = Path(tmp) / "routes.yaml"
+        routes.write_text(yaml.safe_dump(document))
+        with embedded_stack(Path(tmp) / "stack", config, routes_source=routes) as env:
+            stack = env.stack
+            started = time.monotonic()
+            enqueue(
+                stack,
+                [
+                    json.dumps(
+                        {
+                            "type": "user.signed_up",
+                            "id": f"load-{n}",
+                            "user": {"email": f"user{n}@example.com"},
+                        }
+                    )
+                    for n in range(args.events)
+                ],
+            )
+            enqueued = time.monotonic() - started
+            fleet = PollerFleet(
+                stack, stack.functions["TriggerFunction"], concurrency=args.pollers
+            ).start()
+            drained = wait_drained(stack, stack.outputs["IngestQueueUrl"], timeout=1800)
+            processing = time.monotonic() - started - enqueued
+            poller = fleet.stop()
+            calls = [r for r in env.simulator.received(API) if r.answer_code == "200"]
+            triggered = len(next(iter(config.workflows.values())).triggered)
+            metrics = metric_totals(stack.workdir / "logs")
+            dlq = queue_depth(stack, stack.outputs["IngestDeadLetterQueueUrl"])
+            peak_kb = max(
+                (
+                    int(line.split()[1])
+                    for log in (stack.workdir / "logs").glob("*.log")
+                    for line in log.read_text().splitlines()
+                    if line.startswith("VmHWM")
+                ),
+                default=0,
+            )
+    rows = [
+        Row("events", args.events),
+        Row("seconds to enqueue (moto SQS)", round(enqueued, 1)),
+        Row("seconds to process (pollers)", round(processing, 1)),
+        Row("events per second processed", round(args.events / processing)),
+        Row("invocations", poller.get("invocations", 0)),
+        Row("largest batch", poller.get("max_batch", 0)),
+        Row("vendor calls", len(calls)),
+        Row("recipients per call", round(triggered / max(1, len(calls)), 1), ">= 195"),
+        Row("events triggered (distinct)", triggered, f"== {args.events}"),
+        Row("events in (handler metric)", int(metrics["EventsIn"]), f"== {args.events}"),
+        Row(
+            "delivered + rejected (handler metrics)",
+            int(metrics["EventsDelivered"] + metrics["EventsRejected"]),
+            f"== {args.events}",
+        ),
+        Row("records left in queue + DLQ", dlq + (0 if drained else 1), "== 0"),
+        Row("peak RSS of a poller process (MiB)", round(peak_kb / 1024, 1) if peak_kb else "n/a"),
+    ]
+    finish(print_table(f"Load: {args.events:,} events through the local stack", rows))
+
+
+if __name__ == "__main__":
+    main()
