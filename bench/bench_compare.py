@@ -71,7 +71,6 @@ class Result:
     locks: int = 0
     call_times: list[float] = field(default_factory=list)  # accepted calls, s since the start
     all_call_times: list[float] = field(default_factory=list)  # every call, refused ones too
-    busy_seconds: float = 0.0  # time with a backlog waiting
 
 
 class FixedWindowGate:
@@ -175,7 +174,6 @@ def run_pipeline(name: str, sim: Simulator, gate_kind: str, dynamodb: Any) -> Re
         if not ready:
             time.sleep(0.05)
             continue
-        tick = time.time()
         deliveries = [
             Delivery(str(n), str(n), route, route.recipient_model_for(n)) for _, n in ready
         ]
@@ -196,7 +194,6 @@ def run_pipeline(name: str, sim: Simulator, gate_kind: str, dynamodb: Any) -> Re
             for number, (key, _) in zip(numbers, call.deliveries.items(), strict=True):
                 if outcome.by_recipient[key].outcome is not Outcome.DELIVERED:
                     heapq.heappush(backlog, (time.time() - start + 1, number))
-        result.busy_seconds += time.time() - tick
     result.dynamodb_requests = gate.requests
     return collect(result, sim, start)
 
@@ -217,7 +214,6 @@ def run_per_event(sim: Simulator) -> Result:
         if not backlog or backlog[0][0] > now:
             time.sleep(0.01)
             continue
-        tick = time.time()
         _, number, attempt = heapq.heappop(backlog)
         details = json.dumps(
             {"lead_email": f"user{number}@example.com", "triggerkey": TRIGGER, "listkey": LIST}
@@ -229,7 +225,6 @@ def run_per_event(sim: Simulator) -> Result:
             result.delivered += 1
         else:
             heapq.heappush(backlog, (now + min(60, 2**attempt), number, attempt + 1))
-        result.busy_seconds += time.time() - tick
     return collect(result, sim, start)
 
 

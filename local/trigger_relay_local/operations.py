@@ -38,7 +38,6 @@ class Sent:
     event_id: str
     message_id: str | None
     ledger_keys: list[str]  # event#route for every route it should fire
-    rejected_reason: str | None  # known before sending (explain says it can't be delivered)
 
 
 def send(target: Target, document: dict[str, Any], routes: RoutesFile | None) -> list[Sent]:
@@ -73,10 +72,10 @@ def send(target: Target, document: dict[str, Any], routes: RoutesFile | None) ->
                 },
             )["MessageId"]
             event_id = message_id
-        keys, reason = _expected(body, message_id or event_id, attributes, routes)
+        keys = _expected(body, message_id or event_id, attributes, routes)
         if keys and keys[0].split("#")[0] != event_id:
             event_id = keys[0].split("#")[0]
-        sent.append(Sent(event_id, message_id, keys, reason))
+        sent.append(Sent(event_id, message_id, keys))
     return sent
 
 
@@ -89,27 +88,26 @@ def _json(body: str) -> Any:
 
 def _expected(
     body: str, record_id: str, attributes: dict[str, str], routes: RoutesFile | None
-) -> tuple[list[str], str | None]:
+) -> list[str]:
+    """The ledger keys the event's delivery will write: one per route it maps on."""
     if routes is None:
-        return [], None
+        return []
     try:
         event = (
             from_eventbridge(json.loads(body))
             if is_eventbridge(_json(body) or {})
             else from_sqs_body(body, record_id, attributes)
         )
-    except (BadEvent, ValueError) as exc:
-        return [], str(exc)
-    keys, reasons = [], []
+    except (BadEvent, ValueError):
+        return []  # it will be rejected: follow() finds it in the rejected store
+    keys = []
     for route in routes.matching(event):
         try:
             route.recipient(event)
-            keys.append(f"{event.event_id}#{route.name}")
-        except BadRecipient as exc:
-            reasons.append(str(exc))
-    if not keys and not reasons:
-        reasons.append(f"no route matches event type {event.type!r}")
-    return keys, "; ".join(reasons) or None
+        except BadRecipient:
+            continue
+        keys.append(f"{event.event_id}#{route.name}")
+    return keys
 
 
 def follow(

@@ -124,7 +124,6 @@ class ZohoTokens:
         self._sleep = sleep
         self._tokens: dict[str, AccessToken] = {}
         self._lock = threading.Lock()
-        self.minted = 0
 
     def get(self, account_name: str, account: Account) -> str:
         with self._lock:
@@ -159,7 +158,6 @@ class ZohoTokens:
     def _mint(self, account: Account) -> AccessToken:
         secret = ZohoClientSecret.model_validate(self._secrets(account.secret))
         request = build_refresh(secret, account.data_centre, account.base_url)
-        self.minted += 1
         return parse_refresh(self._http.send(request), self._clock())
 
 

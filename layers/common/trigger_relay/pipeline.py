@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .delivery import Deferred, VendorCaller
 from .events import BadEvent, InboundEvent, from_sqs_body
 from .ledger import DeliveryLedger
-from .observability import logger, mask_email
+from .observability import logger
 from .parking import Deferrals, ParkedRecord, RejectedStore
 from .planning import Delivery, plan_calls
 from .routes import BadRecipient, RoutesFile
@@ -212,9 +212,3 @@ class TriggerPipeline:
 
 def _no_route(event: InboundEvent) -> str:
     return f"no route matches event type {event.type!r} (source {event.source!r})"
-
-
-def describe_recipient(recipient: object) -> str:
-    """A log-safe description of a recipient."""
-    email = getattr(recipient, "email", None)
-    return mask_email(email) if isinstance(email, str) else type(recipient).__name__

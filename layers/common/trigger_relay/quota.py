@@ -164,18 +164,6 @@ class QuotaGate:
             )
         return until / 1000
 
-    def state(self, key: str) -> dict[str, float]:
-        """The item as numbers (seconds for times), for `status`."""
-        self.requests += 1
-        item = self._client.get_item(
-            TableName=self._table, Key={"pk": {"S": key}}, ConsistentRead=True
-        ).get("Item", {})
-        out = {name: float(value["N"]) for name, value in item.items() if "N" in value}
-        for name in ("tat", "locked_until"):
-            if name in out:
-                out[name] /= 1000
-        return out
-
     def _update(self, key: str, expression: str, condition: str, values: dict[str, int]) -> int:
         self.requests += 1
         try:
