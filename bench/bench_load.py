@@ -15,22 +15,19 @@ Run: .venv/bin/python bench/bench_load.py [--events 100000]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import yaml
 
 sys.path[:0] = [str(Path(__file__).parent)]
 from report import Row, finish, print_table  # noqa: E402
 
 from trigger_relay_local.embedded import embedded_stack  # noqa: E402
 from trigger_relay_local.emf import metric_totals  # noqa: E402
-from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, wait_drained  # noqa: E402
+from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, signups, wait_drained  # noqa: E402
 from trigger_relay_local.simulator import SimConfig  # noqa: E402
-from trigger_relay_local.stack import ROUTES  # noqa: E402
+from trigger_relay_local.stack import write_routes  # noqa: E402
 
 API = "zoho_campaigns.workflow_trigger"
 
@@ -43,28 +40,13 @@ def main() -> None:
     config = SimConfig.demo()
     config.limits[API] = (100_000, 300.0, 1800.0)
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-        document = yaml.safe_load(ROUTES.read_text())
-        document["accounts"]["zoho-main"]["limits"] = {
-            API: {"calls": 100_000, "window_seconds": 300}
-        }
-        routes = Path(tmp) / "routes.yaml"
-        routes.write_text(yaml.safe_dump(document))
+        routes = write_routes(
+            Path(tmp) / "routes.yaml", limits={API: {"calls": 100_000, "window_seconds": 300}}
+        )
         with embedded_stack(Path(tmp) / "stack", config, routes_source=routes) as env:
             stack = env.stack
             started = time.monotonic()
-            enqueue(
-                stack,
-                [
-                    json.dumps(
-                        {
-                            "type": "user.signed_up",
-                            "id": f"load-{n}",
-                            "user": {"email": f"user{n}@example.com"},
-                        }
-                    )
-                    for n in range(args.events)
-                ],
-            )
+            enqueue(stack, signups("user", args.events))
             enqueued = time.monotonic() - started
             fleet = PollerFleet(
                 stack, stack.functions["TriggerFunction"], concurrency=args.pollers

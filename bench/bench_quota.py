@@ -11,41 +11,33 @@ Run: .venv/bin/python bench/bench_quota.py [--events 800] [--pollers 4]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import yaml
 
 sys.path[:0] = [str(Path(__file__).parent)]
 from report import Row, finish, print_table  # noqa: E402
 
 from trigger_relay_local.embedded import embedded_stack  # noqa: E402
 from trigger_relay_local.emf import metric_totals  # noqa: E402
-from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, wait_drained  # noqa: E402
+from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, signups, wait_drained  # noqa: E402
 from trigger_relay_local.simulator import SimConfig  # noqa: E402
-from trigger_relay_local.stack import ROUTES  # noqa: E402
+from trigger_relay_local.stack import write_routes  # noqa: E402
 
 API = "zoho_campaigns.workflow_trigger"
 CALLS, WINDOW, LOCK, MARGIN = 100, 10.0, 20.0, 0.2
 
 
 def scaled_routes(directory: Path) -> Path:
-    document = yaml.safe_load(ROUTES.read_text())
-    document["accounts"]["zoho-main"]["limits"] = {
-        API: {
-            "calls": CALLS,
-            "window_seconds": WINDOW,
-            "lock_seconds": LOCK,
-            "safety_margin_seconds": MARGIN,
-            "max_wait_seconds": 5,
-        }
+    limit = {
+        "calls": CALLS,
+        "window_seconds": WINDOW,
+        "lock_seconds": LOCK,
+        "safety_margin_seconds": MARGIN,
+        "max_wait_seconds": 5,
     }
-    path = directory / "routes.bench.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
+    return write_routes(directory / "routes.bench.yaml", limits={API: limit})
 
 
 def most_in_any_window(times: list[float], window: float) -> int:
@@ -80,19 +72,7 @@ def main() -> None:
     ):
         stack = env.stack
         queue = stack.outputs["IngestQueueUrl"]
-        enqueue(
-            stack,
-            [
-                json.dumps(
-                    {
-                        "type": "user.signed_up",
-                        "id": f"bench-{n}",
-                        "user": {"email": f"user{n}@example.com"},
-                    }
-                )
-                for n in range(args.events)
-            ],
-        )
+        enqueue(stack, signups("user", args.events))
         began = time.monotonic()
         fleet = PollerFleet(stack, stack.functions["TriggerFunction"]).start()
         drained = wait_drained(stack, queue, timeout=args.events / (CALLS / WINDOW) * 2 + 60)

@@ -20,8 +20,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import yaml
-
 sys.path[:0] = [str(Path(__file__).parent)]
 from report import Row, finish, print_table  # noqa: E402
 
@@ -30,7 +28,7 @@ from trigger_relay_local.embedded import embedded_stack  # noqa: E402
 from trigger_relay_local.fleet import invoke_measured  # noqa: E402
 from trigger_relay_local.simulator import SimConfig  # noqa: E402
 from trigger_relay_local.simulator.state import Campaign  # noqa: E402
-from trigger_relay_local.stack import ROUTES  # noqa: E402
+from trigger_relay_local.stack import write_routes  # noqa: E402
 
 API = "zoho_campaigns.recipients"
 CAMPAIGN = "bench0000000000000000000000000001"
@@ -44,17 +42,11 @@ def counts(total: int) -> dict[str, int]:
 
 
 def sync(total: int, tmp: Path) -> dict[str, float]:
-    document = yaml.safe_load(ROUTES.read_text())
-    document["recipients_sync"] = {
-        "account": "zoho-main",
-        "campaigns": [CAMPAIGN],
-        "page_size": 1000,
-    }
-    document["accounts"]["zoho-main"]["limits"] = {
-        API: {"calls": 600, "window_seconds": 10, "safety_margin_seconds": 0.1}
-    }
-    routes = tmp / f"routes-{total}.yaml"
-    routes.write_text(yaml.safe_dump(document))
+    routes = write_routes(
+        tmp / f"routes-{total}.yaml",
+        limits={API: {"calls": 600, "window_seconds": 10, "safety_margin_seconds": 0.1}},
+        recipients_sync={"account": "zoho-main", "campaigns": [CAMPAIGN], "page_size": 1000},
+    )
     config = SimConfig.demo()
     config.campaigns[CAMPAIGN] = Campaign(counts(total))
     config.limits[API] = (600, 10.0, 20.0)

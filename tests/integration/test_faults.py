@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from trigger_relay_local.embedded import Embedded, embedded_stack
-from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, wait_drained
+from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, signups, wait_drained
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +30,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
 
 
 def send(env: Embedded, tag: str, count: int) -> set[str]:
-    emails = {f"{tag}{n}@example.com" for n in range(count)}
-    enqueue(
-        env.stack,
-        [
-            json.dumps({"type": "user.signed_up", "id": f"{tag}-{e}", "user": {"email": e}})
-            for e in sorted(emails)
-        ],
-    )
-    return emails
+    enqueue(env.stack, signups(tag, count))
+    return {f"{tag}{n}@example.com" for n in range(count)}
 
 
 def drain(env: Embedded, timeout: float = 90) -> dict[str, int]:

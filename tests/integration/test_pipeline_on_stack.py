@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from trigger_relay_local.embedded import Embedded, embedded_stack
 from trigger_relay_local.emf import metric_totals
-from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, wait_drained
+from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, signups, wait_drained
 from trigger_relay_local.simulator import SimConfig
-from trigger_relay_local.stack import ROUTES
+from trigger_relay_local.stack import write_routes
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +25,13 @@ LOCK_SECONDS = 3.0
 def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     """The stack with the workflow API's lock scaled down to seconds, in vendor and limiter."""
     tmp = tmp_path_factory.mktemp("pipeline")
-    document = yaml.safe_load(ROUTES.read_text())
-    document["accounts"]["zoho-main"]["limits"] = {
-        API: {
-            "calls": 100,
-            "window_seconds": 10,
-            "lock_seconds": LOCK_SECONDS,
-            "safety_margin_seconds": 0.2,
-        }
+    limit = {
+        "calls": 100,
+        "window_seconds": 10,
+        "lock_seconds": LOCK_SECONDS,
+        "safety_margin_seconds": 0.2,
     }
-    routes = tmp / "routes.yaml"
-    routes.write_text(yaml.safe_dump(document))
+    routes = write_routes(tmp / "routes.yaml", limits={API: limit})
     config = SimConfig.demo()
     config.limits[API] = (100, 10.0, LOCK_SECONDS)
     with embedded_stack(tmp / "stack", config, routes_source=routes) as env:
@@ -48,19 +43,7 @@ def workflow(env: Embedded):
 
 
 def send_signups(env: Embedded, first: int, count: int, tag: str) -> None:
-    enqueue(
-        env.stack,
-        [
-            json.dumps(
-                {
-                    "type": "user.signed_up",
-                    "id": f"{tag}-{n}",
-                    "user": {"email": f"{tag}{n}@example.com"},
-                }
-            )
-            for n in range(first, first + count)
-        ],
-    )
+    enqueue(env.stack, signups(tag, count, first))
 
 
 def drain(env: Embedded, timeout: float = 120) -> dict[str, int]:

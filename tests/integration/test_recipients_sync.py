@@ -10,14 +10,13 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-import yaml
 
 from trigger_relay.vendors.zoho_recipients import ACTIONS
 from trigger_relay_local.embedded import Embedded, embedded_stack
 from trigger_relay_local.fleet import invoke
 from trigger_relay_local.simulator import SimConfig
 from trigger_relay_local.simulator.state import Campaign
-from trigger_relay_local.stack import ROUTES
+from trigger_relay_local.stack import write_routes
 
 pytestmark = pytest.mark.integration
 
@@ -30,23 +29,23 @@ LOCK = 2.0
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     tmp = tmp_path_factory.mktemp("sync")
-    document = yaml.safe_load(ROUTES.read_text())
-    document["recipients_sync"] = {
-        "account": "zoho-main",
-        "campaigns": [CAMPAIGN, MISSING],
-        "page_size": 500,
-        "format": "xml",
-    }
-    document["accounts"]["zoho-main"]["limits"] = {
-        API: {
-            "calls": 300,
-            "window_seconds": 10,
-            "lock_seconds": LOCK,
-            "safety_margin_seconds": 0.1,
-        }
-    }
-    routes = tmp / "routes.yaml"
-    routes.write_text(yaml.safe_dump(document))
+    routes = write_routes(
+        tmp / "routes.yaml",
+        limits={
+            API: {
+                "calls": 300,
+                "window_seconds": 10,
+                "lock_seconds": LOCK,
+                "safety_margin_seconds": 0.1,
+            }
+        },
+        recipients_sync={
+            "account": "zoho-main",
+            "campaigns": [CAMPAIGN, MISSING],
+            "page_size": 500,
+            "format": "xml",
+        },
+    )
     config = SimConfig.demo()
     config.campaigns[CAMPAIGN] = Campaign(dict(COUNTS))
     config.campaigns[MISSING] = Campaign({}, error_code="6002")  # not sent: Zoho answers 6002
