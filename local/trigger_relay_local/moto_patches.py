@@ -8,6 +8,12 @@
    every message it returns, and reads the clock through datetime arithmetic, so receiving from
    a queue of thousands of messages takes seconds and the poller's batches stay small. The
    retention check reads the one attribute it needs, and the clock is read once per call.
+3. SQS: every receive builds the list of all visible messages to return ten, and every delete
+   or visibility change finds its message by scanning the queue and rebuilding it, so a backlog
+   of n messages costs O(n^2) to drain: 100,000 events took hours. Visible messages are now
+   walked lazily (a receive stops at the messages it returns) and receipt handles lead straight
+   to their message, so draining is linear, as on AWS. Sending reads ``Queue.attributes`` for
+   one flag, which counts every message three times over; a send no longer counts them.
 
 Behaviour is otherwise unchanged. Applied once per process by ``apply()``.
 """
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 _APPLIED = False
@@ -28,6 +36,8 @@ def apply() -> None:
         return
     _serialise_dynamodb()
     _fast_sqs_receive()
+    _linear_sqs_drain()
+    _uncounted_sqs_send()
     _APPLIED = True
 
 
@@ -62,3 +72,106 @@ def _fast_sqs_receive() -> None:
     models.unix_time = unix_time  # type: ignore[assignment]
     models.unix_time_millis = unix_time_millis  # type: ignore[assignment]
     models.SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
+
+
+class _VisibleMessages:
+    """``Queue.messages`` as a lazy view: iterated, counted or tested without building a list."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def __iter__(self) -> Iterator[Any]:
+        # A delete on another thread may shift the list under this walk; a message it skips
+        # is only received by a later call, as SQS may do anyway.
+        for message in self._queue._messages:
+            if message.visible and not message.delayed:
+                yield message
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return any(True for _ in self)
+
+
+def _linear_sqs_drain() -> None:
+    from moto.sqs import models
+    from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
+
+    by_handle: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+    original_mark_received = models.Message.mark_received
+
+    def mark_received(self: Any, visibility_timeout: int | None = None) -> None:
+        original_mark_received(self, visibility_timeout)
+        by_handle[self.receipt_handle] = self
+
+    def held_message(queue: Any, receipt_handle: str) -> Any:
+        # Messages compare by identity, so ``in`` is a C scan, and the ones being worked on are
+        # near the front of the queue.
+        message = by_handle.get(receipt_handle)
+        if message is None or message not in queue._messages:
+            raise ReceiptHandleIsInvalid()
+        return message
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if receipt_handle in self.deleted_messages:
+            return  # deleting twice is allowed
+        message = by_handle.get(receipt_handle)
+        with self._messages_lock:
+            try:
+                self._messages.remove(message)
+            except ValueError:
+                raise ReceiptHandleIsInvalid() from None
+        self.pending_messages.discard(message)
+        self.deleted_messages.update(message.all_receipt_handles)
+
+    def change_message_visibility(
+        self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int
+    ) -> None:
+        queue = self.get_queue(queue_name)
+        message = held_message(queue, receipt_handle)
+        until = time.time() * 1000 + int(visibility_timeout) * 1000
+        if until - message.sent_timestamp > 43200 * 1000:
+            raise InvalidParameterValue(
+                f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. Reason: "
+                "Total VisibilityTimeout for the message is beyond the limit [43200 seconds]"
+            )
+        message.change_visibility(visibility_timeout)
+        if message.visible and message in queue.pending_messages:
+            queue.pending_messages.remove(message)
+
+    models.Message.mark_received = mark_received  # type: ignore[method-assign]
+    models.Queue.messages = property(_VisibleMessages)  # type: ignore[assignment,method-assign]
+    models.Queue.delete_message = delete_message  # type: ignore[method-assign]
+    models.SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
+
+
+def _uncounted_sqs_send() -> None:
+    from moto.sqs import models
+
+    sending = threading.local()
+    for name in (
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_delayed",
+        "approximate_number_of_messages_not_visible",
+    ):
+        count = getattr(models.Queue, name).fget
+
+        def counted(self: Any, count: Any = count) -> int:
+            # a send reads the attributes only for ContentBasedDeduplication
+            return 0 if getattr(sending, "active", False) else count(self)
+
+        setattr(models.Queue, name, property(counted))
+
+    original_send = models.SQSBackend.send_message
+
+    def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sending.active = True
+        try:
+            return original_send(self, *args, **kwargs)
+        finally:
+            sending.active = False
+
+    models.SQSBackend.send_message = send_message  # type: ignore[method-assign]

@@ -1,0 +1,153 @@
+"""The local stack's SQS fixes keep SQS's behaviour: the same receive, delete and visibility."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from trigger_relay_local import moto_patches
+
+
+@pytest.fixture
+def sqs():
+    moto_patches.apply()
+    with mock_aws():
+        client = boto3.client("sqs", region_name="eu-west-1")
+        yield client
+
+
+def _queue(sqs, name: str = "q", **attributes: str) -> str:
+    return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+
+
+def _send(sqs, url: str, count: int) -> None:
+    for start in range(0, count, 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "MessageBody": str(n)}
+                for i, n in enumerate(range(start, min(count, start + 10)))
+            ],
+        )
+
+
+def _receive(sqs, url: str, visibility: int = 30) -> list[dict]:
+    return sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=visibility
+    ).get("Messages", [])
+
+
+def _counts(sqs, url: str) -> tuple[int, int]:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+def test_received_messages_stay_hidden_until_deleted_and_drain_exactly_once(sqs):
+    url = _queue(sqs)
+    _send(sqs, url, 2000)
+    seen: list[str] = []
+    while batch := _receive(sqs, url):
+        seen += [m["Body"] for m in batch]
+        answer = sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
+            ],
+        )
+        assert len(answer["Successful"]) == len(batch) and not answer.get("Failed")
+    assert sorted(seen, key=int) == [str(n) for n in range(2000)]
+    assert _counts(sqs, url) == (0, 0)
+
+
+def test_in_flight_messages_are_not_received_twice_and_are_counted(sqs):
+    url = _queue(sqs)
+    _send(sqs, url, 25)
+    first, second = _receive(sqs, url), _receive(sqs, url)
+    assert len(first) == len(second) == 10
+    assert not {m["MessageId"] for m in first} & {m["MessageId"] for m in second}
+    assert _counts(sqs, url) == (5, 20)
+
+
+def test_deleting_twice_is_allowed_and_an_unknown_handle_is_refused(sqs):
+    url = _queue(sqs)
+    _send(sqs, url, 1)
+    (message,) = _receive(sqs, url)
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    with pytest.raises(sqs.exceptions.ClientError, match="ReceiptHandleIsInvalid"):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")
+    assert _counts(sqs, url) == (0, 0)
+
+
+def test_a_handle_from_another_queue_is_refused(sqs):
+    one, other = _queue(sqs, "one"), _queue(sqs, "other")
+    _send(sqs, one, 1)
+    (message,) = _receive(sqs, one)
+    with pytest.raises(sqs.exceptions.ClientError, match="ReceiptHandleIsInvalid"):
+        sqs.delete_message(QueueUrl=other, ReceiptHandle=message["ReceiptHandle"])
+    with pytest.raises(sqs.exceptions.ClientError, match="ReceiptHandleIsInvalid"):
+        sqs.change_message_visibility(
+            QueueUrl=other, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    assert _counts(sqs, one) == (0, 1)
+
+
+def test_visibility_zero_returns_a_message_and_the_limit_is_checked(sqs):
+    url = _queue(sqs)
+    _send(sqs, url, 3)
+    batch = _receive(sqs, url)
+    answer = sqs.change_message_visibility_batch(
+        QueueUrl=url,
+        Entries=[
+            {"Id": "0", "ReceiptHandle": batch[0]["ReceiptHandle"], "VisibilityTimeout": 0},
+            {"Id": "1", "ReceiptHandle": batch[1]["ReceiptHandle"], "VisibilityTimeout": 43201},
+        ],
+    )
+    assert [s["Id"] for s in answer["Successful"]] == ["0"]
+    assert [f["Id"] for f in answer["Failed"]] == ["1"]
+    again = _receive(sqs, url)
+    assert [m["MessageId"] for m in again] == [batch[0]["MessageId"]]
+    assert again[0]["ReceiptHandle"] != batch[0]["ReceiptHandle"]
+    # the handle of the earlier receive still deletes the message, as in moto without the fix
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=batch[0]["ReceiptHandle"])
+    assert _counts(sqs, url) == (0, 2)
+
+
+def test_messages_received_too_often_go_to_the_dead_letter_queue(sqs):
+    dlq = _queue(sqs, "dlq")
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    url = _queue(
+        sqs,
+        "main",
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}),
+    )
+    _send(sqs, url, 4)
+    for _ in range(2):
+        assert len(_receive(sqs, url, visibility=0)) == 4
+    assert _receive(sqs, url) == []
+    assert _counts(sqs, url) == (0, 0)
+    assert _counts(sqs, dlq) == (4, 0)
+
+
+def test_long_poll_on_an_empty_queue_waits_and_returns_nothing(sqs):
+    url = _queue(sqs)
+    answer = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+    assert "Messages" not in answer
+
+
+def test_delayed_messages_are_neither_received_nor_counted_as_visible(sqs):
+    url = _queue(sqs)
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+    _send(sqs, url, 1)
+    assert [m["Body"] for m in _receive(sqs, url)] == ["0"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert attributes["ApproximateNumberOfMessages"] == "0"
