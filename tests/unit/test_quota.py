@@ -108,6 +108,46 @@ def test_one_conditional_write_per_grant_under_a_backlog(dynamodb) -> None:
     assert requests <= grants + len(gates)
 
 
+class Crowded:
+    """A DynamoDB client on which every round trip takes `latency` of the shared clock, and
+    another caller takes a slot just before each of our even-numbered requests."""
+
+    def __init__(self, client: object, clock: Clock, other: QuotaGate, limit: Limit) -> None:
+        self._client, self._clock, self._other, self._limit = client, clock, other, limit
+        self.latency = 0.010
+        self.calls = 0
+        self.grants: list[Grant] = []
+
+    def update_item(self, **kwargs: object) -> object:
+        self.calls += 1
+        if self.calls % 2 == 0:
+            grant = self._other.reserve("k", self._limit)
+            assert isinstance(grant, Grant)
+            self.grants.append(grant)
+        try:
+            return self._client.update_item(**kwargs)
+        finally:
+            self._clock.now += self.latency
+
+
+def test_slots_shorter_than_a_round_trip_are_still_granted_under_contention(dynamodb) -> None:
+    clock = Clock()
+    limit = Limit(calls=100_000, window_seconds=300, safety_margin_seconds=0)  # 3 ms apart
+    other = QuotaGate(TABLE, dynamodb, clock)
+    crowded = Crowded(dynamodb, clock, other, limit)
+    gate = QuotaGate(TABLE, crowded, clock)
+    grants = []
+    for _ in range(50):
+        clock.now += 0.1  # the schedule goes idle between calls, and the other caller races us
+        before = crowded.calls
+        grants.append(gate.reserve("k", limit))
+        assert isinstance(grants[-1], Grant)
+        assert crowded.calls - before <= 3
+    slots = sorted(round(g.slot_at * 1000) for g in grants + crowded.grants)
+    assert len(crowded.grants) >= 49  # the other caller raced all but the first reservation
+    assert min(b - a for a, b in itertools.pairwise(slots)) >= limit.interval_ms
+
+
 def test_limit_config_checks() -> None:
     with pytest.raises(ValueError, match="shorter than window"):
         Limit(calls=10, window_seconds=5, safety_margin_seconds=5)

@@ -111,15 +111,28 @@ class QuotaGate:
         self.requests = 0  # DynamoDB requests made, for metrics and benchmarks
 
     def reserve(self, key: str, limit: Limit) -> Grant | Denial:
-        """A slot to call at, or when to come back. At most three conditional writes."""
+        """A slot to call at, or when to come back. At most four conditional writes."""
         interval = limit.interval_ms
         # Guess the form from the last tat seen: a schedule that was busy moments ago most
-        # likely still is. A wrong guess is refused with the item, which settles the form.
+        # likely still is. A wrong guess is refused with the item, and the next try sets tat
+        # from the value that came back: a compare-and-set, which a clock passing tat between
+        # the two requests cannot refuse (with intervals shorter than a round trip, guessing
+        # the form again could be wrong every time).
         backlog = self._tat_seen.get(key, 0) >= _ms(self._clock()) - max(2 * interval, _RECENT_MS)
-        for _ in range(3):
+        seen: int | None = None
+        for _ in range(4):
             now = _ms(self._clock())
             try:
-                if backlog:
+                if seen is not None:
+                    same = "tat = :seen" if seen else "attribute_not_exists(tat)"
+                    tat = self._update(
+                        key,
+                        "SET tat = :next ADD granted :one",
+                        f"{same} AND {_NOT_LOCKED}",
+                        {":next": max(seen, now) + interval, ":now": now}
+                        | ({":seen": seen} if seen else {}),
+                    )
+                elif backlog:
                     tat = self._update(
                         key,
                         "SET tat = tat + :t ADD granted :one",
@@ -140,14 +153,13 @@ class QuotaGate:
             except _Refused as refused:
                 item = refused.item
                 locked_until = int(item.get("locked_until", {"N": "0"})["N"])
-                tat = int(item.get("tat", {"N": "0"})["N"])
-                self._tat_seen[key] = tat
+                seen = int(item.get("tat", {"N": "0"})["N"])
+                self._tat_seen[key] = seen
                 if locked_until > now:
                     return Denial(locked_until / 1000, locked=True)
-                if tat > now + _ms(limit.max_wait_seconds):
-                    return Denial((tat - _ms(limit.max_wait_seconds)) / 1000, locked=False)
-                backlog = tat >= now  # the item says which form applies: try again with it
-                continue
+                if seen > now + _ms(limit.max_wait_seconds):
+                    return Denial((seen - _ms(limit.max_wait_seconds)) / 1000, locked=False)
+                continue  # another caller took a slot in between: set it from what came back
             self._tat_seen[key] = tat
             return Grant((tat - interval) / 1000)
         return Denial(self._clock() + limit.interval, locked=False)
