@@ -80,10 +80,13 @@ def test_a_throttled_quota_table_retries_the_records_and_loses_none(dynamodb) ->
     first = pipeline.process(records)
     assert set(first.statuses.values()) == {Status.RETRY}
     assert "AWS error before the call: ClientError" in first.reasons["m0"][0]
+    assert sum(first.held_back.values()) == 30  # one reason per record, for the log
+    assert all("AWS error before the call" in reason for reason in first.held_back)
     assert first.partial_batch_response()["batchItemFailures"][0] == {"itemIdentifier": "m0"}
     assert zoho.trigger_calls == []
 
     throttled.on = False  # SQS delivers the batch again
     again = pipeline.process(records)
     assert set(again.statuses.values()) == {Status.DELIVERED}
+    assert not again.held_back
     assert len(zoho.trigger_calls) == 1

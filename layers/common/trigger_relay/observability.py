@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from aws_lambda_powertools import Logger, Metrics
 
@@ -19,3 +20,15 @@ def mask_email(email: str) -> str:
     local, _, domain = email.strip().partition("@")
     digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:8]
     return f"{local[:1]}***@{domain}#{digest}"
+
+
+_ADDRESS = re.compile(r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+")
+
+
+def scrub(text: str) -> str:
+    """Text with every address in it masked, for a reason or message that may quote one.
+
+    >>> scrub("9002: p.r@zylker.com is invalid")
+    '9002: p***@zylker.com#0a24740b is invalid'
+    """
+    return _ADDRESS.sub(lambda match: mask_email(match.group()), text)

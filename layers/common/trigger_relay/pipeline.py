@@ -67,6 +67,8 @@ class BatchReport:
     reasons: dict[str, list[str]]
     calls: int
     recipients: int
+    held_back: Counter[str] = field(default_factory=Counter)
+    """Records deferred or left for retry, by reason (each reason once per record)."""
 
     def count(self) -> Counter[Status]:
         return Counter(self.statuses.values())
@@ -153,6 +155,9 @@ class TriggerPipeline:
             reasons={rid: p.rejected + p.deferred + p.retry for rid, p in progress.items()},
             calls=len(calls),
             recipients=recipients,
+            held_back=Counter(
+                reason for p in progress.values() for reason in dict.fromkeys(p.deferred + p.retry)
+            ),
         )
 
     def _deliveries(

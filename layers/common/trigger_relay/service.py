@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from . import clients
 from .delivery import VendorCaller
 from .ledger import DeliveryLedger
-from .observability import logger, metrics
+from .observability import logger, metrics, scrub
 from .parking import Deferrals, RejectedStore
 from .pipeline import BatchReport, InboundRecord, Status, TriggerPipeline
 from .settings import TriggerSettings
@@ -118,5 +118,8 @@ def _publish(
             "calls": len(calls),
             "recipients": report.recipients,
             **{s.value: counts.get(s, 0) for s in Status},
+            # why records were held back; rejection reasons, which may quote the input, are
+            # stored with the record in S3 and not logged
+            "held_back": {scrub(reason): n for reason, n in report.held_back.items()},
         },
     )
