@@ -118,7 +118,7 @@ class PollerFleet:
                 for name, value in json.loads(out.read_text()).items():
                     totals[name] = (
                         max(totals.get(name, 0), value)
-                        if name == "max_batch"
+                        if name.startswith("max_")
                         else totals.get(name, 0) + value
                     )
         self.processes.clear()

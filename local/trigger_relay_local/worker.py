@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     while not stopping:
         poller.poll_once()
-    args.out.write_text(json.dumps(poller.stats.as_dict()))
+    args.out.write_text(json.dumps({**poller.stats.as_dict(), "max_rss_kb": peak_rss_kb()}))
     return 0
 
 
