@@ -12,13 +12,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv demo test lint check-template build bench clean
+.PHONY: help venv demo test audit lint check-template build bench clean
 
 help:
 	@echo "make demo   - run the whole app on the embedded local stack (moto + vendor simulator)"
 	@echo "make test   - lint, template checks, unit and integration tests"
 	@echo "make build  - sam build"
 	@echo "make bench  - benchmarks (print tables, fail when a target is missed)"
+	@echo "make audit  - known vulnerabilities in the pinned dependencies (pip-audit)"
 
 $(BIN)/.installed: pyproject.toml requirements/dev.lock layers/common/requirements.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed"; exit 1; }
@@ -35,13 +36,23 @@ $(CHECKOV):
 	$(PYTHON) -m venv .venv-checkov
 	.venv-checkov/bin/pip install --quiet checkov==3.3.30
 
+# pip-audit too, in its own environment; scripts/audit.py says where its data comes from.
+AUDIT := .venv-audit/bin/pip-audit
+$(AUDIT):
+	$(PYTHON) -m venv .venv-audit
+	.venv-audit/bin/pip install --quiet pip-audit==2.10.1
+
+audit: $(AUDIT)
+	.venv-audit/bin/python scripts/audit.py
+
 demo: venv
 	$(BIN)/trigger-relay demo
 
-test: venv $(CHECKOV)
+test: venv $(CHECKOV) $(AUDIT)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -q -r layers/common/trigger_relay functions
+	.venv-audit/bin/python scripts/audit.py
 	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet
 	$(BIN)/pytest
 
