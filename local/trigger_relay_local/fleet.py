@@ -43,15 +43,21 @@ def _worker_command(spec_file: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
-def _spec_json(spec: FunctionSpec, **more: Any) -> dict[str, Any]:
+def _spec_json(stack: LocalStack, spec: FunctionSpec, **more: Any) -> dict[str, Any]:
     return {
         "name": spec.name,
         "code_dir": str(spec.code_dir),
         "handler": spec.handler,
         "timeout": spec.timeout,
         "memory": spec.memory,
+        "calls_dir": str(calls_dir(stack, spec)),
         **more,
     }
+
+
+def calls_dir(stack: LocalStack, spec: FunctionSpec) -> Path:
+    """Where the function's execution environments record the AWS calls its code makes."""
+    return stack.workdir / "aws-calls" / spec.logical_id
 
 
 @dataclass
@@ -79,6 +85,7 @@ class PollerFleet:
         spec_file.write_text(
             json.dumps(
                 _spec_json(
+                    self.stack,
                     self.spec,
                     queue_url=queue_url,
                     queue_arn=queue_arn,
@@ -141,7 +148,7 @@ def invoke_measured(
     logs = stack.workdir / "logs"
     logs.mkdir(exist_ok=True)
     spec_file = stack.workdir / f"{spec.logical_id}.invoke.json"
-    spec_file.write_text(json.dumps(_spec_json(spec)))
+    spec_file.write_text(json.dumps(_spec_json(stack, spec)))
     event_file = stack.workdir / f"{spec.logical_id}.event.json"
     event_file.write_text(json.dumps(event))
     out = stack.workdir / f"{spec.logical_id}.result.json"

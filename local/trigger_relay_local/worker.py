@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 
+from . import aws_calls
 from .poller import SqsPoller
 from .runtime import LocalContext, load_handler
 
@@ -40,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invoke", type=Path, help="run once with this event file")
     args = parser.parse_args(argv)
     spec: dict[str, Any] = json.loads(args.spec.read_text())
-    handler = load_handler(Path(spec["code_dir"]), spec["handler"])
+    if spec.get("calls_dir"):
+        aws_calls.record(Path(spec["calls_dir"]))
+    handler = aws_calls.recorded(load_handler(Path(spec["code_dir"]), spec["handler"]))
 
     if args.invoke:
         event = json.loads(args.invoke.read_text())

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.iam import check_calls
 from trigger_relay.vendors.xxh64 import xxh64_hex
 from trigger_relay_local.embedded import Embedded, embedded_stack
 from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, wait_drained
@@ -99,3 +100,7 @@ def test_one_event_per_route_reaches_its_api(stack: Embedded) -> None:
     assert cart.method == "POST" and json.loads(cart.body) == {
         "fields": [{"name": "CartId", "value": "c-9", "option": 1}]
     }
+
+
+def test_the_trigger_role_allows_every_call_it_made(stack: Embedded) -> None:
+    check_calls(stack, "TriggerFunction")

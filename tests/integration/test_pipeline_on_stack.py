@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.iam import check_calls
 from trigger_relay_local.embedded import Embedded, embedded_stack
 from trigger_relay_local.emf import metric_totals
 from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, signups, wait_drained
@@ -122,3 +123,7 @@ def test_mixed_batch_every_event_accounted_for(scaled: Embedded, tmp_path: Path)
     assert sum("is missing" in r for r in reasons) == 5
     assert sum("no route matches event type 'cart.abandoned'" in r for r in reasons) == 5
     assert sum("not JSON" in r for r in reasons) == 5
+
+
+def test_the_trigger_role_allows_every_call_it_made(scaled: Embedded) -> None:
+    check_calls(scaled, "TriggerFunction")

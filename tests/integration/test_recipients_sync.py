@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.iam import check_calls
 from trigger_relay.vendors.zoho_recipients import ACTIONS
 from trigger_relay_local.embedded import Embedded, embedded_stack
 from trigger_relay_local.fleet import invoke
@@ -101,3 +102,9 @@ def test_a_campaign_syncs_over_several_runs_exactly_once(env: Embedded) -> None:
     )
     locked_calls = [r for r in env.simulator.received(API) if r.answer_code == "2008"]
     assert len(locked_calls) == 1
+
+
+def test_the_sync_role_allows_every_call_it_made(env: Embedded) -> None:
+    """Alone on its stack, the sync minted its own Zoho token: its client secret was read."""
+    actions = {action for action, _ in check_calls(env, "RecipientsSyncFunction")}
+    assert {"secretsmanager:GetSecretValue", "s3:PutObject", "dynamodb:UpdateItem"} <= actions
