@@ -14,6 +14,11 @@
    walked lazily (a receive stops at the messages it returns) and receipt handles lead straight
    to their message, so draining is linear, as on AWS. Sending reads ``Queue.attributes`` for
    one flag, which counts every message three times over; a send no longer counts them.
+4. DynamoDB: TransactWriteItems deep-copies every table it touches before writing, to roll back
+   on failure - each claim transaction of the delivery ledger copied the whole ledger. A
+   transaction of conditional puts (the ledger's) now checks every condition first and writes
+   only when all pass, which is the same outcome without the copy: DynamoDB requests here are
+   applied one at a time (fix 1).
 
 Behaviour is otherwise unchanged. Applied once per process by ``apply()``.
 """
@@ -35,6 +40,7 @@ def apply() -> None:
     if _APPLIED:
         return
     _serialise_dynamodb()
+    _uncopied_put_transactions()
     _fast_sqs_receive()
     _linear_sqs_drain()
     _uncounted_sqs_send()
@@ -175,3 +181,46 @@ def _uncounted_sqs_send() -> None:
             sending.active = False
 
     models.SQSBackend.send_message = send_message  # type: ignore[method-assign]
+
+
+def _uncopied_put_transactions() -> None:
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import TransactionCanceledException
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        if len(transact_items) > 100 or any(set(item) != {"Put"} for item in transact_items):
+            return original(self, transact_items)  # moto's own checks and errors
+        puts = [item["Put"] for item in transact_items]
+        keys = set()
+        reasons: list[tuple[Any, Any, Any]] = []
+        for put in puts:
+            table = self.get_table(put["TableName"])
+            key = {table.hash_key_attr: put["Item"][table.hash_key_attr]}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = put["Item"][table.range_key_attr]
+            unique = (put["TableName"], repr(sorted(key.items())))
+            if unique in keys:
+                return original(self, transact_items)  # two puts on one item: moto's error
+            keys.add(unique)
+            current = self.get_item(put["TableName"], key)
+            condition = put.get("ConditionExpression")
+            if condition and not get_filter_expression(
+                condition, put.get("ExpressionAttributeNames"), put.get("ExpressionAttributeValues")
+            ).expr(current):
+                old = None
+                if put.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                    old = current.to_json()["Attributes"]
+                reasons.append(("ConditionalCheckFailed", "The conditional request failed", old))
+            else:
+                reasons.append((None, None, None))
+        if any(code is not None for code, _, _ in reasons):
+            raise TransactionCanceledException(reasons)
+        for put in puts:
+            self.put_item(put["TableName"], put["Item"])
+        return None
+
+    transact_write_items.__wrapped__ = original  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

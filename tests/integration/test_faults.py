@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.iam import check_calls
 from trigger_relay_local.embedded import Embedded, embedded_stack
 from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, signups, wait_drained
 
@@ -86,7 +88,9 @@ def test_a_lambda_killed_mid_batch_loses_nothing(env: Embedded) -> None:
     # Given a batch whose vendor calls are slow, and a function killed in the middle of it
     env.simulator.set_faults(delay_seconds=1.5, times=3)
     emails = send(env, "killed", 1000)
-    fleet = PollerFleet(env.stack, env.stack.functions["TriggerFunction"], concurrency=1).start()
+    # a 20 s function: the claims of the killed invocation lapse 20 s after it started
+    spec = dataclasses.replace(env.stack.functions["TriggerFunction"], timeout=20)
+    fleet = PollerFleet(env.stack, spec, concurrency=1).start()
     time.sleep(8)  # the batch is gathered and its first calls are on their way
     for process, _ in fleet.processes:
         os.kill(process.pid, signal.SIGKILL)
@@ -98,3 +102,7 @@ def test_a_lambda_killed_mid_batch_loses_nothing(env: Embedded) -> None:
     assert_all_delivered_once(env, emails)
     sent = triggered_calls(env, emails)
     assert sum(sent.values()) <= len(emails) + 200, "more than the call in flight was resent"
+
+
+def test_the_trigger_role_allows_every_call_it_made(env: Embedded) -> None:
+    check_calls(env, "TriggerFunction")

@@ -107,11 +107,15 @@ class TriggerPipeline:
     def process(self, records: list[InboundRecord]) -> BatchReport:
         progress = {r.record_id: _Progress(r) for r in records}
         deliveries = self._deliveries(records, progress)
-        done = self.ledger.delivered(d.ledger_key for d in deliveries)
+        claims = self.ledger.claim(d.ledger_key for d in deliveries)
         pending = []
         for delivery in deliveries:
-            if delivery.ledger_key in done:
-                progress[delivery.record_id].delivered.append(f"{delivery.route.name}: earlier")
+            record, key = progress[delivery.record_id], delivery.ledger_key
+            if key in claims.delivered:
+                record.delivered.append(f"{delivery.route.name}: earlier")
+            elif key in claims.busy:  # SQS gave the same event to another invocation too
+                record.deferred.append(f"{delivery.route.name}: being delivered by another call")
+                record.deferred_until = max(record.deferred_until or 0, claims.busy[key] + 1)
             else:
                 pending.append(delivery)
 
@@ -148,7 +152,9 @@ class TriggerPipeline:
                         record.retry.append(f"{tag}: {outcome.detail}")
             if delivered_keys:
                 self.ledger.remember(delivered_keys)
+                claims.mine.difference_update(delivered_keys)
 
+        self._release(claims.mine)  # the claims of pairs not delivered
         self._park(progress)
         return BatchReport(
             statuses={rid: p.status() for rid, p in progress.items()},
@@ -182,6 +188,14 @@ class TriggerPipeline:
                     continue
                 deliveries.append(Delivery(record.record_id, event.event_id, route, recipient))
         return deliveries
+
+    def _release(self, keys: set[str]) -> None:
+        if not keys:
+            return
+        try:
+            self.ledger.release(keys)
+        except (BotoCoreError, ClientError):  # the claims lapse by themselves; retries wait
+            logger.warning("claims not released", extra={"count": len(keys)})
 
     def _park(self, progress: dict[str, _Progress]) -> None:
         """Store rejected records and re-enqueue deferred ones; on failure they come back."""

@@ -36,7 +36,8 @@ def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> 
     return TriggerPipeline(
         clients.routes(settings.routes_file),
         caller,
-        DeliveryLedger(settings.ledger_table, clients.aws("dynamodb")),
+        # no call outlives the invocation, so neither need its claims
+        DeliveryLedger(settings.ledger_table, clients.aws("dynamodb"), hold_seconds=remaining),
         Deferrals(settings.ingest_queue_url, clients.aws("sqs")),
         RejectedStore(settings.rejected_bucket, clients.aws("s3")),
     )
