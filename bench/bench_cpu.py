@@ -21,6 +21,7 @@ import httpx
 sys.path[:0] = [str(Path(__file__).parent)]
 from report import Row, finish, print_table  # noqa: E402
 
+from trigger_relay.ledger import Claims  # noqa: E402
 from trigger_relay.pipeline import InboundRecord, TriggerPipeline  # noqa: E402
 from trigger_relay.routes import load_routes  # noqa: E402
 
@@ -52,11 +53,15 @@ class MemoryLedger:
         self.seen: set[str] = set()
         self.requests = 0
 
-    def delivered(self, keys: Any) -> set[str]:
-        return self.seen & set(keys)
+    def claim(self, keys: Any) -> Claims:
+        wanted = set(keys)
+        return Claims(mine=wanted - self.seen, delivered=wanted & self.seen)
 
     def remember(self, keys: Any) -> None:
         self.seen.update(keys)
+
+    def release(self, keys: Any) -> None:
+        return None
 
 
 class Nowhere:
