@@ -21,6 +21,20 @@ SECRET = {"client_id": "1000.C", "client_secret": "s3cret", "refresh_token": "10
 ACCOUNT = Account(vendor="zoho", data_centre="eu", secret="trigger-relay/zoho")
 
 
+def offline_caller(
+    http: httpx.Client, quota_client: object, clock: Clock, tokens: ZohoTokens | None = None
+) -> VendorCaller:
+    """A VendorCaller on a fake clock that never sleeps, with a minute to its deadline."""
+    return VendorCaller(
+        http,
+        QuotaGate(TABLE, quota_client, clock),
+        Credentials(tokens or ZohoTokens(http, secrets=lambda _: SECRET, clock=clock)),
+        deadline=clock.now + 60,
+        clock=clock,
+        sleep=lambda s: None,
+    )
+
+
 class FakeZoho:
     """Zoho's accounts server and trigger API, in an httpx transport."""
 
@@ -77,14 +91,7 @@ def test_an_invalid_token_is_refreshed_once_and_the_call_retried(dynamodb) -> No
     tokens = ZohoTokens(http, secrets=lambda _: SECRET, clock=clock, shared=store)
     tokens.get("zoho", ACCOUNT)
     zoho.valid = set()  # Zoho revokes it
-    caller = VendorCaller(
-        http,
-        QuotaGate(TABLE, dynamodb, clock),
-        Credentials(tokens),
-        deadline=clock.now + 60,
-        clock=clock,
-        sleep=lambda s: None,
-    )
+    caller = offline_caller(http, dynamodb, clock, tokens)
     params = WorkflowParams(workflow_key="w", trigger_key="t", list_key="l")
     result = caller.call(
         "zoho", ACCOUNT, CAMPAIGNS_WORKFLOW, params, [EmailRecipient(email="a@b.co")]
@@ -106,13 +113,8 @@ def test_a_token_that_stays_invalid_is_not_refreshed_forever(dynamodb) -> None: 
             zoho.valid = set()
             return "1000.revoked"
 
-    caller = VendorCaller(
-        http,
-        QuotaGate(TABLE, dynamodb, clock),
-        Credentials(Revoking(http, secrets=lambda _: SECRET, clock=clock)),
-        deadline=clock.now + 60,
-        clock=clock,
-        sleep=lambda s: None,
+    caller = offline_caller(
+        http, dynamodb, clock, Revoking(http, secrets=lambda _: SECRET, clock=clock)
     )
     params = WorkflowParams(workflow_key="w", trigger_key="t", list_key="l")
     result = caller.call(

@@ -11,13 +11,11 @@ import pytest
 from moto import mock_aws
 
 from tests.conftest import ROOT
-from tests.unit.test_credentials import SECRET, FakeZoho
-from tests.unit.test_quota import Clock
-from trigger_relay.credentials import Credentials, ZohoTokens
-from trigger_relay.delivery import VendorCaller
+from tests.unit.test_credentials import FakeZoho, offline_caller
+from tests.unit.test_pipeline_faults import Nowhere
+from tests.unit.test_quota import TABLE, Clock, create_table
 from trigger_relay.ledger import DeliveryLedger
 from trigger_relay.pipeline import InboundRecord, Status, TriggerPipeline
-from trigger_relay.quota import QuotaGate
 from trigger_relay.routes import load_routes
 
 LEDGER = "ledger"
@@ -27,13 +25,8 @@ LEDGER = "ledger"
 def dynamodb() -> Iterator[object]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-west-1")
-        for name, key in ((LEDGER, "id"), ("quota", "pk")):
-            client.create_table(
-                TableName=name,
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+        create_table(client, LEDGER, "id")
+        create_table(client, TABLE, "pk")
         yield client
 
 
@@ -105,17 +98,9 @@ def test_the_same_records_in_two_invocations_at_once_reach_zoho_once(dynamodb) -
     reports = {}
 
     def pipeline(transport: httpx.MockTransport) -> TriggerPipeline:
-        http = httpx.Client(transport=transport)
-        caller = VendorCaller(
-            http,
-            QuotaGate("quota", dynamodb, clock),
-            Credentials(ZohoTokens(http, secrets=lambda _: SECRET, clock=clock)),
-            deadline=clock.now + 60,
-            clock=clock,
-            sleep=lambda s: None,
-        )
+        caller = offline_caller(httpx.Client(transport=transport), dynamodb, clock)
         ledger = DeliveryLedger(LEDGER, dynamodb, clock, hold_seconds=60)
-        return TriggerPipeline(routes, caller, ledger, Parked(), Parked())  # type: ignore[arg-type]
+        return TriggerPipeline(routes, caller, ledger, Nowhere(), Nowhere())  # type: ignore[arg-type]
 
     second = pipeline(httpx.MockTransport(zoho))
 
@@ -135,21 +120,6 @@ def test_the_same_records_in_two_invocations_at_once_reach_zoho_once(dynamodb) -
     assert set(third.statuses.values()) == {Status.DELIVERED} and len(zoho.trigger_calls) == 1
 
 
-class Parked:
-    """Deferrals and the rejected store, kept in memory."""
-
-    def __init__(self) -> None:
-        self.records: list[object] = []
-
-    def park(self, records: list[object]) -> set[str]:
-        self.records += records
-        return set()
-
-    def store(self, records: list[object]) -> str:
-        self.records += records
-        return "rejected/x"
-
-
 def test_the_local_stacks_faster_transactions_decide_as_moto_does() -> None:
     """The ledger's claims under the local stack's transaction fix: same verdicts, same items."""
     from trigger_relay_local import moto_patches
@@ -157,12 +127,7 @@ def test_the_local_stacks_faster_transactions_decide_as_moto_does() -> None:
     def run() -> tuple[object, ...]:
         with mock_aws():
             client = boto3.client("dynamodb", region_name="eu-west-1")
-            client.create_table(
-                TableName=LEDGER,
-                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            create_table(client, LEDGER, "id")
             clock = Clock()
             first = DeliveryLedger(LEDGER, client, clock)
             first.claim([f"d{n}" for n in range(10)] + [f"h{n}" for n in range(5)])

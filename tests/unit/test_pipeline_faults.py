@@ -8,13 +8,10 @@ import httpx
 from botocore.exceptions import ClientError
 
 from tests.conftest import ROOT
-from tests.unit.test_credentials import SECRET, FakeZoho
-from tests.unit.test_quota import TABLE, Clock, dynamodb  # noqa: F401 - the fixture
-from trigger_relay.credentials import Credentials, ZohoTokens
-from trigger_relay.delivery import VendorCaller
+from tests.unit.test_credentials import FakeZoho, offline_caller
+from tests.unit.test_quota import Clock, create_table, dynamodb  # noqa: F401 - the fixture
 from trigger_relay.ledger import DeliveryLedger
 from trigger_relay.pipeline import InboundRecord, Status, TriggerPipeline
-from trigger_relay.quota import QuotaGate
 from trigger_relay.routes import load_routes
 
 
@@ -48,25 +45,13 @@ class Nowhere:
 
 
 def test_a_throttled_quota_table_retries_the_records_and_loses_none(dynamodb) -> None:  # noqa: F811
-    dynamodb.create_table(
-        TableName="ledger",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-    )
+    create_table(dynamodb, "ledger", "id")
     zoho = FakeZoho(accounts_host="accounts.zoho.com")
     http = httpx.Client(transport=httpx.MockTransport(zoho))
     clock = Clock()
     throttled = Throttled(dynamodb)
     routes = load_routes(ROOT / "layers" / "common" / "routes.yaml")
-    caller = VendorCaller(
-        http,
-        QuotaGate(TABLE, throttled, clock),
-        Credentials(ZohoTokens(http, secrets=lambda _: SECRET, clock=clock)),
-        deadline=clock.now + 60,
-        clock=clock,
-        sleep=lambda s: None,
-    )
+    caller = offline_caller(http, throttled, clock)
     pipeline = TriggerPipeline(
         routes, caller, DeliveryLedger("ledger", dynamodb, clock), Nowhere(), Nowhere()
     )  # type: ignore[arg-type]

@@ -23,13 +23,18 @@ EXAMPLES = itertools.count()
 def dynamodb() -> Iterator[object]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-west-1")
-        client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client, TABLE, "pk")
         yield client
+
+
+def create_table(client: object, name: str, key: str) -> None:
+    """An on-demand table with a string hash key, as the template makes them."""
+    client.create_table(  # type: ignore[attr-defined]
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 class Clock:
