@@ -10,10 +10,9 @@ source mapping (receive, delete) are outside the handler and are Lambda's, not t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,7 +41,8 @@ _TRANSACT_ACTION = {
 
 
 def record(directory: Path) -> None:
-    """Append every AWS call made inside ``in_handler()`` to a JSON Lines file in directory."""
+    """Append every AWS call made while a ``recorded`` handler runs to a JSON Lines file in
+    directory."""
     from botocore.client import BaseClient
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -64,19 +64,15 @@ def record(directory: Path) -> None:
     BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
 
 
-@contextlib.contextmanager
-def in_handler() -> Iterator[None]:
-    _recording["on"] = True
-    try:
-        yield
-    finally:
-        _recording["on"] = False
-
-
 def recorded(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """The handler, with the calls it makes (and only those) recorded."""
+
     def run(event: Any, context: Any) -> Any:
-        with in_handler():
+        _recording["on"] = True
+        try:
             return handler(event, context)
+        finally:
+            _recording["on"] = False
 
     return run
 

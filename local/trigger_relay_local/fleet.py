@@ -144,7 +144,7 @@ def invoke_measured(
     extra_env: dict[str, str] | None = None,
     timeout: float | None = None,
 ) -> tuple[Any, int]:
-    """Run the function once in a fresh process with this event; its result, or an error."""
+    """``invoke``, and the process's peak resident memory in KiB."""
     logs = stack.workdir / "logs"
     logs.mkdir(exist_ok=True)
     spec_file = stack.workdir / f"{spec.logical_id}.invoke.json"

@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invoke", type=Path, help="run once with this event file")
     args = parser.parse_args(argv)
     spec: dict[str, Any] = json.loads(args.spec.read_text())
-    if spec.get("calls_dir"):
-        aws_calls.record(Path(spec["calls_dir"]))
+    aws_calls.record(Path(spec["calls_dir"]))
     handler = aws_calls.recorded(load_handler(Path(spec["code_dir"]), spec["handler"]))
 
     if args.invoke:
