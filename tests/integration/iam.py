@@ -72,3 +72,14 @@ def check_calls(env: Embedded, logical_id: str) -> set[tuple[str, str]]:
     denied = sorted(pair for pair in requests if not allows(statements, *pair))
     assert not denied, f"{logical_id}'s role would refuse on AWS: {denied}"
     return requests
+
+
+def unused_grants(statements: list[dict[str, Any]], requests: set[tuple[str, str]]) -> set[str]:
+    """The allowed actions (lower case) that none of the requests needed."""
+    return {
+        granted.lower()
+        for s in statements
+        if s["Effect"] == "Allow"
+        for granted in _listed(s["Action"])
+        if not any(_matches(granted, action, case=False) for action, _ in requests)
+    }

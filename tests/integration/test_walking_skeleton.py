@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import fnmatch
 import gzip
 import json
 
 import pytest
 
 from tests.conftest import EVENTS
-from tests.integration.iam import check_calls, role_statements
+from tests.integration.iam import check_calls, role_statements, unused_grants
 from trigger_relay_local.embedded import Embedded
 from trigger_relay_local.fleet import PollerFleet, invoke, queue_depth, wait_drained
 
@@ -207,17 +206,7 @@ def test_every_aws_call_the_functions_made_is_allowed_by_their_roles(local: Embe
     made = {f: check_calls(local, f) for f in ("TriggerFunction", "RecipientsSyncFunction")}
     # and the roles grant little else: each granted action was needed by some call here
     for function, requests in made.items():
-        used = {action.lower() for action, _ in requests}
-        granted = {
-            action.lower()
-            for statement in role_statements(local, function)
-            for action in (
-                [statement["Action"]]
-                if isinstance(statement["Action"], str)
-                else statement["Action"]
-            )
-        }
-        unused = {g for g in granted if not any(fnmatch.fnmatchcase(u, g) for u in used)} - {
+        unused = unused_grants(role_statements(local, function), requests) - {
             action for f, action in NOT_TAKEN_HERE if f == function
         }
         assert not unused, f"{function} is granted actions its code never used: {sorted(unused)}"
