@@ -15,6 +15,20 @@ Format = Literal["json", "xml"]
 MAX_BODY_BYTES = 10 * 1024 * 1024  # "The request body size is limited by default to 10 Mb"
 
 
+class AltcraftApi:
+    """What the Altcraft APIs share: each counts its own calls, and is reached at the account's
+    own host (the routes file's base_url: Altcraft has no fixed public one)."""
+
+    action: str
+
+    @property
+    def quota_api(self) -> str:
+        return self.action
+
+    def base_url(self, data_centre: str, base_url: str | None) -> str | None:
+        return base_url
+
+
 def to_xml(root: str, document: dict[str, Any]) -> bytes:
     """Altcraft's XML: one element per key; a list repeats its element; objects nest."""
     return f"<{root}>{_xml_value_items(document)}</{root}>".encode()

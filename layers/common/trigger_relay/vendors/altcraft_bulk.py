@@ -13,7 +13,15 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .altcraft import MAX_BODY_BYTES, Format, error_result, json_body, read_answer, to_xml
+from .altcraft import (
+    MAX_BODY_BYTES,
+    AltcraftApi,
+    Format,
+    error_result,
+    json_body,
+    read_answer,
+    to_xml,
+)
 from .outcomes import CallResult, Outcome, RecipientOutcome
 from .recipients import Email
 
@@ -68,19 +76,12 @@ class BulkRecipient(BaseModel):
 
 
 @dataclass(frozen=True)
-class AltcraftBulk:
+class AltcraftBulk(AltcraftApi):
     action: str = "altcraft.bulk_trigger"
     vendor: str = "altcraft"
     params_model: type[BulkParams] = BulkParams
     recipient_model: type[BulkRecipient] = BulkRecipient
     max_recipients: int = 10_000  # no documented count limit; the body size decides
-
-    @property
-    def quota_api(self) -> str:
-        return self.action
-
-    def base_url(self, data_centre: str, base_url: str | None) -> str | None:
-        return base_url
 
     def target(self, params: BulkParams) -> str:
         return json.dumps(params.model_dump(exclude={"max_body_bytes"}), sort_keys=True)

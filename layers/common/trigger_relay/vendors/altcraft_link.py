@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .altcraft import error_result, json_body
+from .altcraft import AltcraftApi, error_result, json_body
 from .outcomes import CallResult, Outcome, RecipientOutcome, http_failure
 from .recipients import Email
 from .xxh64 import xxh64_hex
@@ -79,19 +79,12 @@ def address(email: str, addressing: str) -> str:
 
 
 @dataclass(frozen=True)
-class AltcraftLink:
+class AltcraftLink(AltcraftApi):
     action: str = "altcraft.trigger_link"
     vendor: str = "altcraft"
     params_model: type[LinkParams] = LinkParams
     recipient_model: type[LinkRecipient] = LinkRecipient
     max_recipients: int = 1  # "allows you to send a trigger to only one profile per request"
-
-    @property
-    def quota_api(self) -> str:
-        return self.action
-
-    def base_url(self, data_centre: str, base_url: str | None) -> str | None:
-        return base_url
 
     def target(self, params: LinkParams) -> str:
         return params.link

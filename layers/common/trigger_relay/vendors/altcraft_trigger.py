@@ -17,7 +17,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .altcraft import error_result, json_body, read_answer
+from .altcraft import AltcraftApi, error_result, json_body, read_answer
 from .outcomes import CallResult, Outcome, RecipientOutcome
 from .recipients import Email
 
@@ -139,19 +139,12 @@ _ADDRESS = {"email": "email", "phone": "phone", "profile_id": "profile_id", "cus
 
 
 @dataclass(frozen=True)
-class AltcraftTrigger:
+class AltcraftTrigger(AltcraftApi):
     action: str = "altcraft.trigger"
     vendor: str = "altcraft"
     params_model: type[TriggerParams] = TriggerParams
     recipient_model: type[ProfileRecipient] = ProfileRecipient
     max_recipients: int = 1
-
-    @property
-    def quota_api(self) -> str:
-        return self.action
-
-    def base_url(self, data_centre: str, base_url: str | None) -> str | None:
-        return base_url
 
     def target(self, params: TriggerParams) -> str:
         return json.dumps(params.model_dump(mode="json"), sort_keys=True)
