@@ -37,7 +37,14 @@ class CannedCaller:
         self.locks = 0
 
     def call(
-        self, account_name: str, account: Any, api: Any, params: Any, recipients: list[Any]
+        self,
+        account_name: str,
+        account: Any,
+        api: Any,
+        params: Any,
+        recipients: list[Any],
+        *,
+        repeat_safe: bool = True,
     ) -> Any:
         request = api.build(recipients, params, token="t", base_url="https://campaigns.zoho.com")
         emails = json.loads(request.url.params["details"])["lead_email"].split(",")
@@ -53,11 +60,11 @@ class MemoryLedger:
         self.seen: set[str] = set()
         self.requests = 0
 
-    def claim(self, keys: Any) -> Claims:
+    def claim(self, keys: Any, strict: Any = ()) -> Claims:
         wanted = set(keys)
         return Claims(mine=wanted - self.seen, delivered=wanted & self.seen)
 
-    def remember(self, keys: Any) -> None:
+    def remember(self, keys: Any, outcome: str = "delivered") -> None:
         self.seen.update(keys)
 
     def release(self, keys: Any) -> None:
@@ -65,8 +72,8 @@ class MemoryLedger:
 
 
 class Nowhere:
-    def park(self, records: Any) -> set[str]:
-        return set()
+    def park(self, records: Any) -> dict[str, str]:
+        return {}
 
     def store(self, records: Any) -> None:
         return None

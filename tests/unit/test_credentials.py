@@ -9,7 +9,12 @@ import httpx
 import pytest
 
 from tests.unit.test_quota import TABLE, Clock, dynamodb  # noqa: F401 - the fixture
-from trigger_relay.credentials import Credentials, SharedTokenStore, ZohoTokens
+from trigger_relay.credentials import (
+    Credentials,
+    CredentialsError,
+    SharedTokenStore,
+    ZohoTokens,
+)
 from trigger_relay.delivery import VendorCaller
 from trigger_relay.quota import QuotaGate
 from trigger_relay.routes import Account
@@ -130,5 +135,5 @@ def test_altcraft_token_comes_from_its_secret() -> None:
         vendor="altcraft", base_url="https://a.example.com", secret="trigger-relay/ac"
     )
     assert creds.token("ac", account) == "tok-trigger-relay/ac"
-    with pytest.raises(ValueError, match="holds no 'token'"):
+    with pytest.raises(CredentialsError, match="holds no 'token'"):
         Credentials(ZohoTokens(httpx.Client()), secrets=lambda name: {}).token("ac", account)

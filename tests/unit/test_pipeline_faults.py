@@ -37,8 +37,8 @@ class Throttled:
 
 
 class Nowhere:
-    def park(self, records: object) -> set[str]:
-        return set()
+    def park(self, records: object) -> dict[str, str]:
+        return {}
 
     def store(self, records: object) -> None:
         return None

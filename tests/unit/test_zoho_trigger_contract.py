@@ -109,8 +109,14 @@ def test_configured_codes_also_mean_locked() -> None:
     [
         (httpx.Response(503, text="busy"), Outcome.RETRY, False),
         (httpx.Response(429, text="slow down"), Outcome.LOCKED, False),
-        (httpx.Response(200, text="<html>not json</html>"), Outcome.RETRY, False),
-        (httpx.Response(200, json=["a list"]), Outcome.RETRY, False),
+        # a 2xx Zoho may have acted on: uncertain (the caller repeats it: Zoho deduplicates)
+        (httpx.Response(200, text="<html>not json</html>"), Outcome.UNCERTAIN, False),
+        (httpx.Response(200, json=["a list"]), Outcome.UNCERTAIN, False),
+        (httpx.Response(200, text=""), Outcome.UNCERTAIN, False),
+        (httpx.Response(502, text="<html>Bad Gateway</html>"), Outcome.UNCERTAIN, False),
+        # a redirect is not followed, so nothing was triggered; a 414 is split by the pipeline
+        (httpx.Response(301, headers={"location": "https://x.zoho.eu/"}), Outcome.REJECTED, False),
+        (httpx.Response(414, text="URI too long"), Outcome.REJECTED, False),
         (
             httpx.Response(200, json={"code": "INVALID_TOKEN", "status": "error"}),
             Outcome.RETRY,

@@ -10,9 +10,16 @@ from typing import Any
 import httpx
 from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from .routes import Account
-from .vendors.zoho_oauth import AccessToken, ZohoClientSecret, build_refresh, parse_refresh
+from .vendors.zoho_oauth import (
+    AccessToken,
+    TokenError,
+    ZohoClientSecret,
+    build_refresh,
+    parse_refresh,
+)
 
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -161,8 +168,32 @@ class ZohoTokens:
         return parse_refresh(self._http.send(request), self._clock())
 
 
+class CredentialsError(RuntimeError):
+    """An account's credentials cannot be had now. The message names the secret, never its value."""
+
+
+def _safe_reason(exc: Exception, secret: str) -> str:
+    """Why credentials failed, in words that quote nothing from the secret's value."""
+    if isinstance(exc, TokenError):
+        return str(exc)
+    if isinstance(exc, ValidationError):
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "value" for e in exc.errors()})
+        return f"secret {secret} lacks or mistypes {fields}"
+    if isinstance(exc, ClientError):
+        return f"secret {secret}: {exc.response.get('Error', {}).get('Code', 'AWS error')}"
+    if isinstance(exc, httpx.HTTPError):
+        return f"token endpoint unreachable: {type(exc).__name__}"
+    if isinstance(exc, CredentialsError):
+        return str(exc)
+    return f"secret {secret}: {type(exc).__name__}"
+
+
 class Credentials:
-    """The token a call carries: a Zoho access token, or the Altcraft API token from its secret."""
+    """The token a call carries: a Zoho access token, or the Altcraft API token from its secret.
+
+    Every failure (a missing or malformed secret, a refused token mint, an unreachable token
+    endpoint) comes out as CredentialsError, so the caller can defer that account's records
+    and go on with the others."""
 
     def __init__(
         self, zoho: ZohoTokens, secrets: Callable[[str], dict[str, Any]] = read_secret
@@ -171,12 +202,15 @@ class Credentials:
         self._secrets = secrets
 
     def token(self, account_name: str, account: Account) -> str:
-        if account.vendor == "zoho":
-            return self._zoho.get(account_name, account)
-        token = self._secrets(account.secret).get("token")
-        if not isinstance(token, str) or not token:
-            raise ValueError(f"secret {account.secret} holds no 'token'")
-        return token
+        try:
+            if account.vendor == "zoho":
+                return self._zoho.get(account_name, account)
+            token = self._secrets(account.secret).get("token")
+            if not isinstance(token, str) or not token:
+                raise CredentialsError(f"secret {account.secret} holds no 'token'")
+            return token
+        except Exception as exc:
+            raise CredentialsError(_safe_reason(exc, account.secret)) from None
 
     def invalidate(self, account_name: str, account: Account) -> None:
         if account.vendor == "zoho":

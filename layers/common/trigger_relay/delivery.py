@@ -1,4 +1,12 @@
-"""The one I/O edge of a trigger call: quota slot, token, HTTP, parse, lock bookkeeping."""
+"""The one I/O edge of a trigger call: token, quota slot, HTTP, parse, lock bookkeeping.
+
+Order matters for the quota's bound (quota.py): the token is fetched *before* a slot is
+reserved (a token refresh may wait on another Lambda's mint lease), a slot that came back late
+(a slow DynamoDB answer, an overslept wait) is not used, and the time the request may spend
+waiting for a connection and connecting is capped by what is left of the limit's lateness
+allowance. No call starts that could outlive the invocation: every HTTP timeout is capped by
+the time left before the deadline.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from .credentials import Credentials
+from .credentials import Credentials, CredentialsError
 from .observability import logger
 from .quota import Denial, QuotaGate
 from .routes import Account
@@ -17,8 +25,14 @@ from .vendors.outcomes import CallResult, Outcome
 from .vendors.registry import TriggerApi
 from .vendors.zoho import DEFAULT_CODES
 
-HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
-TRANSIENT_ATTEMPTS = 2  # a 5xx or a timeout is tried once more, after a short pause
+HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)  # the client's default; each call caps it
+TRANSIENT_ATTEMPTS = 2  # a call certainly not acted on is tried once more, after a short pause
+MIN_CALL_SECONDS = 1.0  # no call starts with less time than this before the deadline
+CREDENTIALS_RETRY_SECONDS = 120.0  # an account whose credentials failed waits this long
+LATE_SLOTS = 3  # slots that came back too late to use, before the call is deferred
+
+# Transport errors raised before the request reached the vendor: repeating them is safe.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +55,10 @@ def quota_key(account_name: str, account: Account, api: TriggerApi) -> str:
 
 
 class VendorCaller:
-    """Makes one planned call within the shared quota, or says when it can be made."""
+    """Makes one planned call within the shared quota, or says when it can be made.
+
+    ``deadline`` is when every call must have ended (the invocation's end, less the time the
+    pipeline needs to settle the batch)."""
 
     def __init__(
         self,
@@ -59,6 +76,7 @@ class VendorCaller:
         self._deadline = deadline
         self._clock = clock
         self._sleep = sleep
+        self._credential_failures: dict[str, str] = {}
         self.calls: list[CallStats] = []
         self.locks = 0  # vendor answers that locked an API
 
@@ -69,25 +87,43 @@ class VendorCaller:
         api: TriggerApi,
         params: Any,
         recipients: list[Any],
+        *,
+        repeat_safe: bool = True,
     ) -> CallResult | Deferred:
+        """``repeat_safe``: the vendor deduplicates, or the route accepts a repeat; then a call
+        the vendor may have acted on is retried like one it certainly did not."""
         key = quota_key(account_name, account, api)
         limit = account.limit(api.action)
         base_url = api.base_url(account.data_centre, account.base_url) or ""
         codes = DEFAULT_CODES.with_lock_codes(account.lock_codes)
         refreshed = False
-        attempt = 0
+        attempt = late_slots = 0
         while True:
+            token = self._token(account_name, account)
+            if isinstance(token, Deferred):
+                return token
+            if self._deadline - self._clock() < MIN_CALL_SECONDS:
+                return Deferred(self._clock(), "no time left in this invocation")
             decision = self.quota.reserve(key, limit)
             if isinstance(decision, Denial):
                 reason = "vendor lock recorded" if decision.locked else "quota: no free slot"
                 return Deferred(decision.retry_at, reason)
-            if decision.slot_at > self._deadline:
+            if decision.slot_at + MIN_CALL_SECONDS > self._deadline:
                 return Deferred(decision.slot_at, "quota: slot after this invocation's deadline")
             self._sleep(max(0.0, decision.slot_at - self._clock()))
-            result = self._send(account_name, account, api, params, recipients, base_url, codes)
+            late = self._clock() - decision.slot_at
+            if late > limit.lateness_seconds:  # unused, the slot costs nothing but throughput
+                late_slots += 1
+                logger.warning("slot came too late", extra={"quota_key": key, "late": late})
+                if late_slots >= LATE_SLOTS:
+                    return Deferred(self._clock() + limit.interval, "quota: slots came too late")
+                continue
+            timeout = self._timeout(limit.lateness_seconds - late)
+            result = self._send(api, params, recipients, token, base_url, codes, timeout)
             attempt += 1
             if result.locked:
-                until = self.quota.record_lock(key, limit.lock_seconds)
+                seconds = limit.lock_seconds if result.retry_after is None else result.retry_after
+                until = self.quota.record_lock(key, seconds)
                 self.locks += 1
                 logger.warning("vendor lock", extra={"quota_key": key, "locked_until": until})
                 return Deferred(until, f"vendor locked the API ({result.vendor_code})")
@@ -95,33 +131,70 @@ class VendorCaller:
                 self._credentials.invalidate(account_name, account)
                 refreshed = True
                 continue
+            if repeat_safe:
+                result = result.repeatable()
             transient = all(r.outcome is Outcome.RETRY for r in result.by_recipient.values())
-            if transient and attempt < TRANSIENT_ATTEMPTS and self._clock() + 1 < self._deadline:
+            if (
+                transient
+                and attempt < TRANSIENT_ATTEMPTS
+                and self._clock() + 0.2 * attempt + MIN_CALL_SECONDS < self._deadline
+            ):
                 self._sleep(0.2 * attempt)
                 continue
             return result
 
+    def _token(self, account_name: str, account: Account) -> str | Deferred:
+        """The account's token, or a deferral when its credentials fail (once per invocation:
+        the other calls of that account are deferred without asking again)."""
+        failure = self._credential_failures.get(account_name)
+        if failure is None:
+            try:
+                return self._credentials.token(account_name, account)
+            except CredentialsError as exc:
+                failure = f"credentials of account {account_name}: {exc}"
+                self._credential_failures[account_name] = failure
+                logger.warning("credentials unavailable", extra={"account": account_name})
+        return Deferred(self._clock() + CREDENTIALS_RETRY_SECONDS, failure)
+
+    def _timeout(self, lateness_left: float) -> httpx.Timeout:
+        """Timeouts for one call: waiting for a connection and connecting (the time the request
+        may arrive late) within the lateness left, and all four phases within the deadline."""
+        left = self._deadline - self._clock()
+        before_wire = max(0.05, min(HTTP_TIMEOUT.connect or 3.0, lateness_left / 2, left / 4))
+        on_wire = max(0.05, min(HTTP_TIMEOUT.read or 10.0, (left - 2 * before_wire) / 2))
+        return httpx.Timeout(connect=before_wire, pool=before_wire, write=on_wire, read=on_wire)
+
     def _send(
         self,
-        account_name: str,
-        account: Account,
         api: TriggerApi,
         params: Any,
         recipients: list[Any],
+        token: str,
         base_url: str,
         codes: Any,
+        timeout: httpx.Timeout,
     ) -> CallResult:
         keys = [r.key for r in recipients]
-        token = self._credentials.token(account_name, account)
         request = api.build(recipients, params, token=token, base_url=base_url)
+        request.extensions["timeout"] = timeout.as_dict()
         started = self._clock()
         try:
-            result = api.parse(self._http.send(request), recipients, codes)
-        except httpx.TimeoutException:
-            result = CallResult.same_for_all(keys, Outcome.RETRY, "vendor timed out")
-        except httpx.TransportError as exc:
+            response = self._http.send(request)
+        except NOT_SENT as exc:
+            result = CallResult.same_for_all(keys, Outcome.RETRY, f"not sent: {type(exc).__name__}")
+        except httpx.TransportError as exc:  # read timeout, reset after the request was written
             result = CallResult.same_for_all(
-                keys, Outcome.RETRY, f"transport: {type(exc).__name__}"
+                keys, Outcome.UNCERTAIN, f"no answer: {type(exc).__name__}; may have been acted on"
             )
+        else:
+            try:
+                result = api.parse(response, recipients, codes)
+            except Exception as exc:  # a parser bug must not count an answer as anything else
+                logger.error(
+                    "answer not parsed", extra={"api": api.action, "error": repr(type(exc))}
+                )
+                result = CallResult.same_for_all(
+                    keys, Outcome.UNCERTAIN, f"answer could not be read: {type(exc).__name__}"
+                )
         self.calls.append(CallStats(api.action, len(recipients), self._clock() - started))
         return result

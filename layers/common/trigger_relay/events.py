@@ -37,8 +37,8 @@ class _AppEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str = Field(min_length=1)
-    id: str | None = None
-    idempotency_key: str | None = None
+    id: str | int | None = None
+    idempotency_key: str | int | None = None
 
 
 class _EventBridgeEvent(BaseModel):
@@ -69,8 +69,15 @@ def from_eventbridge(payload: dict[str, Any]) -> InboundEvent:
     )
 
 
-def from_sqs_body(body: str, message_id: str, attributes: dict[str, str]) -> InboundEvent:
-    """Parse one SQS record body; raises BadEvent with a reason a person can act on."""
+def from_sqs_body(
+    body: str, message_id: str, attributes: dict[str, str], carried_id: str | None = None
+) -> InboundEvent:
+    """Parse one SQS record body; raises BadEvent with a reason a person can act on.
+
+    ``carried_id`` is the identity the relay gave the event on its first hop, carried with a
+    re-enqueued copy (queue_messages.Handling): it wins over everything, so the copy is the
+    same event to the ledger even when the first hop named it by its SQS message id.
+    """
     if len(body.encode("utf-8", "surrogatepass")) > MAX_EVENT_BYTES:
         raise BadEvent(f"event larger than {MAX_EVENT_BYTES} bytes")
     try:
@@ -80,17 +87,36 @@ def from_sqs_body(body: str, message_id: str, attributes: dict[str, str]) -> Inb
     if not isinstance(payload, dict):
         raise BadEvent(f"body is a JSON {type(payload).__name__}, not an object")
     if is_eventbridge(payload):
-        return from_eventbridge(payload).model_copy(update={"attributes": attributes})
+        event = from_eventbridge(payload)
+        return event.model_copy(
+            update={"attributes": attributes, "event_id": carried_id or event.event_id}
+        )
     try:
         app = _AppEvent.model_validate(payload)
     except ValidationError as exc:
         raise BadEvent(f"invalid app event: {_first_error(exc)}") from exc
     return InboundEvent(
-        event_id=app.idempotency_key or app.id or attributes.get("idempotency_key") or message_id,
+        event_id=carried_id
+        or _text(app.idempotency_key)
+        or _text(app.id)
+        or attributes.get("idempotency_key")
+        or message_id,
         type=app.type,
         data=payload,
         attributes=attributes,
     )
+
+
+def _text(value: str | int | None) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def event_identity(body: str, message_id: str, attributes: dict[str, str]) -> str:
+    """The identity the pipeline gives a message; its message id when the body is bad."""
+    try:
+        return from_sqs_body(body, message_id, attributes).event_id
+    except BadEvent:
+        return message_id
 
 
 def _first_error(exc: ValidationError) -> str:

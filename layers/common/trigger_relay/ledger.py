@@ -10,6 +10,12 @@ lets both call the vendor, a claim lets one. A claim lasts as long as the invoca
 the call, delivered pairs are remembered for 24 hours and the others released. An invocation
 killed in between leaves claims that lapse by themselves.
 
+Pairs whose vendor does not deduplicate and whose route is ``at_most_once`` are *strict*: a
+claim on them that lapsed without a result means an invocation died, perhaps mid-call, so the
+pair may have reached the vendor. It is not claimed again but reported ``lapsed``, and the
+pipeline settles it as uncertain. A pair can also be remembered as ``uncertain`` (the vendor may
+have accepted it): no invocation calls it again until an operator redrives it on purpose.
+
 Cost per 100 records: one TransactWriteItems (the claims), one BatchWriteItem per 25 pairs
 delivered or released.
 """
@@ -17,7 +23,7 @@ delivered or released.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +35,8 @@ _GET_MAX = 100
 _CLAIM_MAX = 100  # items in one transaction
 _WRITE_MAX = 25
 _CLAIMABLE = "attribute_not_exists(id) OR expiration <= :now OR claimed_until <= :now"
+_CLAIMABLE_STRICT = "attribute_not_exists(id) OR expiration <= :now"
+UNCERTAIN = "uncertain"
 
 
 @dataclass
@@ -38,6 +46,8 @@ class Claims:
     mine: set[str] = field(default_factory=set)  # claimed now: this invocation delivers them
     delivered: set[str] = field(default_factory=set)  # delivered earlier
     busy: dict[str, float] = field(default_factory=dict)  # another invocation's, until (epoch s)
+    uncertain: set[str] = field(default_factory=set)  # settled as uncertain earlier
+    lapsed: set[str] = field(default_factory=set)  # strict pairs whose claim lapsed, no result
 
 
 class DeliveryLedger:
@@ -54,8 +64,9 @@ class DeliveryLedger:
         self._hold_seconds = hold_seconds  # how long a claim keeps others off a pair
         self.requests = 0
 
-    def claim(self, keys: Iterable[str]) -> Claims:
-        """Claim the pairs not yet delivered nor held by another invocation."""
+    def claim(self, keys: Iterable[str], strict: Collection[str] = ()) -> Claims:
+        """Claim the pairs not yet settled nor held by another invocation. A ``strict`` pair's
+        lapsed claim is not taken over: it is reported in ``lapsed``."""
         now = self._clock()
         until = int(now + self._hold_seconds) + 1
         wanted = list(dict.fromkeys(keys))
@@ -65,12 +76,14 @@ class DeliveryLedger:
             for _ in range(3):
                 if not pending:
                     break
-                pending = self._claim(pending, int(now), until, claims)
+                pending = self._claim(pending, int(now), until, claims, strict)
             for key in pending:  # kept busy by transactions that overlapped ours
                 claims.busy[key] = now + CONFLICT_SECONDS
         return claims
 
-    def _claim(self, keys: list[str], now: int, until: int, claims: Claims) -> list[str]:
+    def _claim(
+        self, keys: list[str], now: int, until: int, claims: Claims, strict: Collection[str]
+    ) -> list[str]:
         """One transaction; returns the keys to try again (those it was cancelled for)."""
         items = [
             {
@@ -79,9 +92,10 @@ class DeliveryLedger:
                     "Item": {
                         "id": {"S": k},
                         "claimed_until": {"N": str(until)},
-                        "expiration": {"N": str(until + 3600)},  # TTL removes a lapsed claim
+                        # TTL removes a lapsed claim; a strict one must outlive redeliveries
+                        "expiration": {"N": str(until + TTL_SECONDS)},
                     },
-                    "ConditionExpression": _CLAIMABLE,
+                    "ConditionExpression": _CLAIMABLE_STRICT if k in strict else _CLAIMABLE,
                     "ExpressionAttributeValues": {":now": {"N": str(now)}},
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
@@ -104,7 +118,13 @@ class DeliveryLedger:
                     continue
                 item = reason.get("Item") or {}
                 if "claimed_until" in item:
-                    claims.busy[key] = float(item["claimed_until"]["N"])
+                    claimed_until = float(item["claimed_until"]["N"])
+                    if claimed_until <= now:  # only a strict pair is refused for a lapsed claim
+                        claims.lapsed.add(key)
+                    else:
+                        claims.busy[key] = claimed_until
+                elif item.get("outcome", {}).get("S") == UNCERTAIN:
+                    claims.uncertain.add(key)
                 else:
                     claims.delivered.add(key)
             return again
@@ -124,7 +144,7 @@ class DeliveryLedger:
             request: dict[str, Any] = {
                 self._table: {
                     "Keys": [{"id": {"S": k}} for k in wanted[start : start + _GET_MAX]],
-                    "ProjectionExpression": "id, expiration, claimed_until",
+                    "ProjectionExpression": "id, expiration, claimed_until, outcome",
                     "ConsistentRead": True,
                 }
             }
@@ -132,22 +152,28 @@ class DeliveryLedger:
                 self.requests += 1
                 answer = self._client.batch_get_item(RequestItems=request)
                 for item in answer.get("Responses", {}).get(self._table, []):
-                    if "claimed_until" in item:
+                    if "claimed_until" in item or "outcome" in item:
                         continue
                     if int(item.get("expiration", {"N": "0"})["N"]) > now:
                         found.add(item["id"]["S"])
                 request = answer.get("UnprocessedKeys") or {}
         return found
 
-    def remember(self, keys: Iterable[str]) -> None:
-        """Record delivered pairs for 24 hours (this replaces their claims)."""
+    def remember(self, keys: Iterable[str], outcome: str = "delivered") -> None:
+        """Record settled pairs for 24 hours (this replaces their claims): delivered, or
+        ``uncertain`` (kept from every automatic retry)."""
         expiration = str(int(self._clock()) + TTL_SECONDS)
+        extra = {"outcome": {"S": outcome}} if outcome == UNCERTAIN else {}
         self._write(
             [
-                {"PutRequest": {"Item": {"id": {"S": k}, "expiration": {"N": expiration}}}}
+                {"PutRequest": {"Item": {"id": {"S": k}, "expiration": {"N": expiration}, **extra}}}
                 for k in dict.fromkeys(keys)
             ]
         )
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop pairs from the ledger: an operator's deliberate redrive of uncertain pairs."""
+        self.release(keys)
 
     def _write(self, requests: list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), _WRITE_MAX):

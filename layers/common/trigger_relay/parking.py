@@ -1,92 +1,122 @@
-"""Where records go that are not delivered now: deferred back to the queue, or rejected to S3.
+"""Where records go that are not delivered now: deferred back to the queue, or stored to S3.
 
-A deferred record is sent to the ingest queue again with a delay (up to SQS's 15 minutes) and
-the original is acknowledged, so waiting for quota or a lock never counts towards the DLQ's
-receive limit. A rejected record is stored with its reasons and acknowledged: never retried,
-never lost. Both raise on failure, and the pipeline then lets SQS deliver the record again.
+A deferred record is sent to the ingest queue again with a delay (up to SQS's 15 minutes),
+carrying its identity and how often it was deferred (queue_messages.Handling), and the original
+is acknowledged, so waiting for quota or a lock never counts towards the DLQ's receive limit.
+A record deferred too often or for too long is rejected instead ("deferred too long").
+
+A rejected record is stored under ``rejected/`` with its reasons, an uncertain one (the vendor
+may have acted on it) under ``uncertain/``: never retried automatically, never lost. Storing
+raises on failure, and the pipeline then lets SQS deliver the record again.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import math
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-MAX_DELAY_SECONDS = 900
-DEFERRALS_ATTRIBUTE = "trigger_relay_deferrals"
+from .queue_messages import Attribute, Handling, Outgoing, QueueWriter
+
+REJECTED_PREFIX = "rejected/"
+UNCERTAIN_PREFIX = "uncertain/"
+
+
+@dataclass(frozen=True, slots=True)
+class DeferralLimit:
+    """How long a record may keep coming back before it is rejected as "deferred too long".
+
+    The age must stay well inside the delivery ledger's 24 hours, or a record deferred past it
+    would no longer be recognised as the same event."""
+
+    max_deferrals: int = 48
+    max_age_seconds: float = 6 * 3600
+
+    def __post_init__(self) -> None:
+        if self.max_deferrals < 1 or not 0 < self.max_age_seconds <= 20 * 3600:
+            raise ValueError("max_deferrals >= 1 and 0 < max_age_seconds <= 72000 (20 hours)")
+
+    def exceeded(self, handling: Handling, now: float) -> str | None:
+        """Why one more deferral is one too many, or None."""
+        if handling.deferrals + 1 > self.max_deferrals:
+            return f"deferred too long: {handling.deferrals} deferrals"
+        if handling.first_seen is not None and now - handling.first_seen > self.max_age_seconds:
+            return f"deferred too long: first seen {now - handling.first_seen:.0f} s ago"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class ParkedRecord:
     record_id: str
     body: str
-    attributes: dict[str, str]
+    attributes: dict[str, Attribute]
     reasons: list[str]
     retry_at: float | None = None
+    handling: Handling = field(default_factory=Handling)
+    ledger_keys: list[str] = field(default_factory=list)  # the pairs an operator may redrive
 
 
 class Deferrals:
     def __init__(self, queue_url: str, client: Any, clock: Callable[[], float] = time.time) -> None:
-        self._queue_url = queue_url
-        self._client = client
+        self._writer = QueueWriter(client, queue_url)
         self._clock = clock
 
-    def park(self, records: list[ParkedRecord]) -> set[str]:
-        """Re-enqueue with a delay; returns the record ids that could not be re-enqueued."""
-        failed: set[str] = set()
+    def park(self, records: list[ParkedRecord]) -> dict[str, str]:
+        """Re-enqueue with a delay; returns {record id: why} for those not re-enqueued."""
         now = self._clock()
-        for start in range(0, len(records), 10):
-            entries = []
-            for index, record in enumerate(records[start : start + 10]):
-                delay = math.ceil((record.retry_at or now) - now)
-                attributes = {
-                    k: v for k, v in record.attributes.items() if k != DEFERRALS_ATTRIBUTE
-                }
-                count = int(record.attributes.get(DEFERRALS_ATTRIBUTE, "0")) + 1
-                attributes[DEFERRALS_ATTRIBUTE] = str(count)
-                entries.append(
-                    {
-                        "Id": str(index),
-                        "MessageBody": record.body,
-                        "DelaySeconds": min(MAX_DELAY_SECONDS, max(0, delay)),
-                        "MessageAttributes": {
-                            k: {"DataType": "String", "StringValue": v}
-                            for k, v in attributes.items()
-                        },
-                    }
+        failed = self._writer.send(
+            [
+                Outgoing(
+                    r.body,
+                    r.attributes,
+                    Handling(
+                        r.handling.event_id,
+                        r.handling.deferrals + 1,
+                        r.handling.first_seen or now,
+                    ),
+                    (r.retry_at or now) - now,
                 )
-            answer = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
-            batch = records[start : start + 10]
-            failed.update(batch[int(f["Id"])].record_id for f in answer.get("Failed", []))
-        return failed
+                for r in records
+            ]
+        )
+        return {records[index].record_id: reason for index, reason in failed.items()}
 
 
 class RejectedStore:
-    """One gzip JSON Lines object per invocation under rejected/dt=YYYY-MM-DD/."""
+    """One gzip JSON Lines object per invocation under <prefix>dt=YYYY-MM-DD/."""
 
-    def __init__(self, bucket: str, client: Any, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        client: Any,
+        clock: Callable[[], float] = time.time,
+        prefix: str = REJECTED_PREFIX,
+    ) -> None:
         self._bucket = bucket
         self._client = client
         self._clock = clock
+        self._prefix = prefix
 
     def store(self, records: list[ParkedRecord]) -> str | None:
         if not records:
             return None
         at = datetime.fromtimestamp(self._clock(), UTC)
-        key = f"rejected/dt={at:%Y-%m-%d}/{at:%H%M%S}-{uuid.uuid4().hex}.jsonl.gz"
+        key = f"{self._prefix}dt={at:%Y-%m-%d}/{at:%H%M%S}-{uuid.uuid4().hex}.jsonl.gz"
         lines = (
             json.dumps(
                 {
                     "record_id": r.record_id,
+                    "event_id": r.handling.event_id,
                     "reasons": r.reasons,
                     "rejected_at": at.isoformat(),
-                    "attributes": r.attributes,
+                    "attributes": {k: v.to_json() for k, v in r.attributes.items()},
+                    "handling": r.handling.to_json(),
+                    **({"ledger_keys": r.ledger_keys} if r.ledger_keys else {}),
                     "body": r.body,
                 },
                 ensure_ascii=False,

@@ -1,16 +1,22 @@
 """TriggerPipeline: a batch of records in, one outcome per record out, nothing lost.
 
 1. parse each record into an InboundEvent (bad ones are rejected with the reason);
-2. match routes and map fields into recipients (unmatched or unmappable: rejected);
-3. skip (event, route) pairs the delivery ledger has seen in the last 24 hours;
+2. match routes and map fields into recipients (unmatched or unmappable: rejected); one
+   record's failure, or one route's, decides that record or route alone;
+3. claim the (event, route) pairs in the delivery ledger: pairs settled in the last 24 hours
+   are not called again, pairs another invocation holds are deferred;
 4. plan as few calls as the vendors allow, and make them through the shared quota;
-5. settle each record: delivered | deferred (re-enqueued with a delay) | rejected (stored with
-   reasons) | retry (reported to SQS as a batch item failure, so it comes back).
+5. settle each record: delivered | deferred (re-enqueued with a delay, as the same event) |
+   rejected (stored with reasons) | uncertain (the vendor may have acted on it and does not
+   deduplicate: stored for an operator, never repeated automatically) | retry (reported to SQS
+   as a batch item failure, so it comes back).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -18,10 +24,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .delivery import Deferred, VendorCaller
 from .events import BadEvent, InboundEvent, from_sqs_body
-from .ledger import DeliveryLedger
+from .ledger import Claims, DeliveryLedger
 from .observability import logger
-from .parking import Deferrals, ParkedRecord, RejectedStore
-from .planning import Delivery, plan_calls
+from .parking import DeferralLimit, Deferrals, ParkedRecord, RejectedStore
+from .planning import Delivery, PlannedCall, plan_calls
+from .queue_messages import Attribute, Handling
 from .routes import BadRecipient, RoutesFile
 from .vendors.outcomes import CallResult, Outcome
 
@@ -30,6 +37,7 @@ class Status(StrEnum):
     DELIVERED = "delivered"
     DEFERRED = "deferred"
     REJECTED = "rejected"
+    UNCERTAIN = "uncertain"
     RETRY = "retry"
 
 
@@ -37,7 +45,12 @@ class Status(StrEnum):
 class InboundRecord:
     record_id: str
     body: str
-    attributes: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, Attribute] = field(default_factory=dict)
+    handling: Handling = field(default_factory=Handling)
+
+    def text_attributes(self) -> dict[str, str]:
+        """The String and Number attributes, as routes match them."""
+        return {k: v.text for k, v in self.attributes.items() if v.text is not None}
 
 
 @dataclass
@@ -45,20 +58,37 @@ class _Progress:
     """What happened to one record's deliveries so far."""
 
     record: InboundRecord
+    event_id: str | None = None
     delivered: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)
     deferred_until: float | None = None
     deferred: list[str] = field(default_factory=list)
+    uncertain: list[str] = field(default_factory=list)  # found now: to be stored
+    uncertain_keys: list[str] = field(default_factory=list)
+    uncertain_earlier: list[str] = field(default_factory=list)  # stored by an earlier run
 
     def status(self) -> Status:
         if self.retry:
             return Status.RETRY
         if self.deferred:
             return Status.DEFERRED
+        if self.uncertain or self.uncertain_earlier:
+            return Status.UNCERTAIN
         if self.rejected:
             return Status.REJECTED
         return Status.DELIVERED
+
+    def defer(self, reason: str, until: float) -> None:
+        self.deferred.append(reason)
+        self.deferred_until = max(self.deferred_until or 0, until)
+
+    def parked(self, reasons: list[str], keys: list[str] | None = None) -> ParkedRecord:
+        r = self.record
+        handling = Handling(self.event_id, r.handling.deferrals, r.handling.first_seen)
+        return ParkedRecord(
+            r.record_id, r.body, r.attributes, reasons, self.deferred_until, handling, keys or []
+        )
 
 
 @dataclass(frozen=True)
@@ -69,6 +99,7 @@ class BatchReport:
     recipients: int
     held_back: Counter[str] = field(default_factory=Counter)
     """Records deferred or left for retry, by reason (each reason once per record)."""
+    deferred_too_long: int = 0
 
     def count(self) -> Counter[Status]:
         return Counter(self.statuses.values())
@@ -97,72 +128,73 @@ class TriggerPipeline:
         ledger: DeliveryLedger,
         deferrals: Deferrals,
         rejected: RejectedStore,
+        uncertain: RejectedStore | None = None,
+        *,
+        deferral_limit: DeferralLimit | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._routes = routes
         self.caller = caller
         self.ledger = ledger
         self._deferrals = deferrals
         self._rejected = rejected
+        self._uncertain = uncertain or rejected
+        self._limit = deferral_limit or DeferralLimit()
+        self._clock = clock
 
     def process(self, records: list[InboundRecord]) -> BatchReport:
         progress = {r.record_id: _Progress(r) for r in records}
         deliveries = self._deliveries(records, progress)
-        claims = self.ledger.claim(d.ledger_key for d in deliveries)
+        claims = self._claim(deliveries, progress)
         pending = []
         for delivery in deliveries:
-            record, key = progress[delivery.record_id], delivery.ledger_key
+            record, key, tag = (
+                progress[delivery.record_id],
+                delivery.ledger_key,
+                delivery.route.name,
+            )
             if key in claims.delivered:
-                record.delivered.append(f"{delivery.route.name}: earlier")
+                record.delivered.append(f"{tag}: earlier")
+            elif key in claims.uncertain:
+                record.uncertain_earlier.append(f"{tag}: uncertain earlier, stored for an operator")
+            elif key in claims.lapsed:  # an invocation died holding it, perhaps mid-call
+                record.uncertain.append(f"{tag}: an earlier invocation ended without a result")
+                record.uncertain_keys.append(key)
             elif key in claims.busy:  # SQS gave the same event to another invocation too
-                record.deferred.append(f"{delivery.route.name}: being delivered by another call")
-                record.deferred_until = max(record.deferred_until or 0, claims.busy[key] + 1)
-            else:
+                record.defer(f"{tag}: being delivered by another call", claims.busy[key] + 1)
+            elif key in claims.mine:
                 pending.append(delivery)
 
-        calls = plan_calls(pending)
-        recipients = 0
-        for call in calls:
-            account = self._routes.accounts[call.account]
-            try:
-                result = self.caller.call(
-                    call.account, account, call.route.api, call.route.typed_params, call.recipients
-                )
-            except (BotoCoreError, ClientError) as exc:  # quota table throttled or unreachable
-                logger.warning("call not made", extra={"api": call.route.action, "error": str(exc)})
-                reason = f"AWS error before the call: {type(exc).__name__}"
-                keys = list(call.deliveries)
-                result = CallResult.same_for_all(keys, Outcome.RETRY, reason)
+        queue = deque(plan_calls(pending))
+        calls = recipients = 0
+        while queue:
+            call = queue.popleft()
+            result = self._call(call)
+            calls += 1
             recipients += len(call.recipients)
-            delivered_keys = []
-            for key, group in call.deliveries.items():
-                for delivery in group:
-                    record = progress[delivery.record_id]
-                    tag = delivery.route.name
-                    if isinstance(result, Deferred):
-                        record.deferred.append(f"{tag}: {result.reason}")
-                        record.deferred_until = max(record.deferred_until or 0, result.retry_at)
-                        continue
-                    outcome = result.by_recipient[key]
-                    if outcome.outcome is Outcome.DELIVERED:
-                        record.delivered.append(f"{tag}: {outcome.detail}")
-                        delivered_keys.append(delivery.ledger_key)
-                    elif outcome.outcome is Outcome.REJECTED:
-                        record.rejected.append(f"{tag}: {outcome.detail}")
-                    else:
-                        record.retry.append(f"{tag}: {outcome.detail}")
-            if delivered_keys:
-                self.ledger.remember(delivered_keys)
-                claims.mine.difference_update(delivered_keys)
+            if isinstance(result, CallResult) and result.vendor_code == "414":
+                halves = call.split()
+                if halves:  # the URI was too long for this many recipients: half as many
+                    queue.extendleft(reversed(halves))
+                    continue
+            self._settle(call, result, progress, claims)
 
-        self._release(claims.mine)  # the claims of pairs not delivered
-        self._park(progress)
+        self._finish(progress, claims)
+        statuses = {rid: p.status() for rid, p in progress.items()}
         return BatchReport(
-            statuses={rid: p.status() for rid, p in progress.items()},
-            reasons={rid: p.rejected + p.deferred + p.retry for rid, p in progress.items()},
-            calls=len(calls),
+            statuses=statuses,
+            reasons={
+                rid: p.rejected + p.uncertain + p.uncertain_earlier + p.deferred + p.retry
+                for rid, p in progress.items()
+            },
+            calls=calls,
             recipients=recipients,
             held_back=Counter(
                 reason for p in progress.values() for reason in dict.fromkeys(p.deferred + p.retry)
+            ),
+            deferred_too_long=sum(
+                any(r.startswith("deferred too long") for r in p.rejected)
+                for p in progress.values()
             ),
         )
 
@@ -171,23 +203,144 @@ class TriggerPipeline:
     ) -> list[Delivery]:
         deliveries = []
         for record in records:
+            state = progress[record.record_id]
             try:
-                event = from_sqs_body(record.body, record.record_id, record.attributes)
-            except BadEvent as exc:
-                progress[record.record_id].rejected.append(str(exc))
-                continue
-            routes = self._routes.matching(event)
-            if not routes:
-                progress[record.record_id].rejected.append(_no_route(event))
-                continue
-            for route in routes:
-                try:
-                    recipient = route.recipient(event)
-                except BadRecipient as exc:
-                    progress[record.record_id].rejected.append(str(exc))
-                    continue
-                deliveries.append(Delivery(record.record_id, event.event_id, route, recipient))
+                deliveries += self._record_deliveries(record, state)
+            except Exception as exc:  # one record's surprise must not fail the batch
+                logger.exception("record not routed", extra={"record_id": record.record_id})
+                state.rejected.append(f"could not be routed: {type(exc).__name__}")
         return deliveries
+
+    def _record_deliveries(self, record: InboundRecord, state: _Progress) -> list[Delivery]:
+        try:
+            event = from_sqs_body(
+                record.body, record.record_id, record.text_attributes(), record.handling.event_id
+            )
+        except BadEvent as exc:
+            state.rejected.append(str(exc))
+            return []
+        state.event_id = event.event_id
+        routes, errors = self._routes.decide(event)
+        state.rejected += errors
+        if not routes and not errors:
+            state.rejected.append(_no_route(event))
+        deliveries = []
+        for route in routes:
+            try:
+                recipient = route.recipient(event)
+            except BadRecipient as exc:
+                state.rejected.append(str(exc))
+                continue
+            deliveries.append(Delivery(record.record_id, event.event_id, route, recipient))
+        return deliveries
+
+    def _claim(self, deliveries: list[Delivery], progress: dict[str, _Progress]) -> Claims:
+        strict = {d.ledger_key for d in deliveries if not d.route.repeat_safe}
+        try:
+            return self.ledger.claim((d.ledger_key for d in deliveries), strict)
+        except (BotoCoreError, ClientError) as exc:  # the ledger is throttled or unreachable
+            logger.warning("ledger not reached", extra={"error": type(exc).__name__})
+            for delivery in deliveries:
+                progress[delivery.record_id].retry.append(
+                    f"{delivery.route.name}: ledger unreachable ({type(exc).__name__})"
+                )
+            return Claims()
+
+    def _call(self, call: PlannedCall) -> CallResult | Deferred:
+        account = self._routes.accounts[call.account]
+        keys = list(call.deliveries)
+        try:
+            return self.caller.call(
+                call.account,
+                account,
+                call.route.api,
+                call.route.typed_params,
+                call.recipients,
+                repeat_safe=call.route.repeat_safe,
+            )
+        except (BotoCoreError, ClientError) as exc:  # quota table throttled or unreachable
+            logger.warning("call not made", extra={"api": call.route.action, "error": str(exc)})
+            reason = f"AWS error before the call: {type(exc).__name__}"
+            return CallResult.same_for_all(keys, Outcome.RETRY, reason)
+        except Exception as exc:  # the caller catches what can happen after sending
+            logger.exception("call not made", extra={"api": call.route.action})
+            return CallResult.same_for_all(
+                keys, Outcome.RETRY, f"call not made: {type(exc).__name__}"
+            )
+
+    def _settle(
+        self,
+        call: PlannedCall,
+        result: CallResult | Deferred,
+        progress: dict[str, _Progress],
+        claims: Claims,
+    ) -> None:
+        delivered_keys = []
+        for key, group in call.deliveries.items():
+            for delivery in group:
+                record = progress[delivery.record_id]
+                tag = delivery.route.name
+                if isinstance(result, Deferred):
+                    record.defer(f"{tag}: {result.reason}", result.retry_at)
+                    continue
+                outcome = result.by_recipient[key]
+                if outcome.outcome is Outcome.DELIVERED:
+                    record.delivered.append(f"{tag}: {outcome.detail}")
+                    delivered_keys.append(delivery.ledger_key)
+                elif outcome.outcome is Outcome.REJECTED:
+                    record.rejected.append(f"{tag}: {outcome.detail}")
+                elif outcome.outcome is Outcome.UNCERTAIN:
+                    record.uncertain.append(f"{tag}: {outcome.detail}")
+                    record.uncertain_keys.append(delivery.ledger_key)
+                else:
+                    record.retry.append(f"{tag}: {outcome.detail}")
+        # Whatever happens to the ledger now, these pairs reached the vendor: their claims are
+        # never released (a release would let a redelivery call again).
+        claims.mine.difference_update(delivered_keys)
+        if delivered_keys:
+            try:
+                self.ledger.remember(delivered_keys)
+            except (BotoCoreError, ClientError) as exc:
+                # The claims stand until they lapse: a redelivery meanwhile is deferred, and
+                # after that a strict pair is settled as uncertain, a Zoho pair answers
+                # already_triggered.
+                logger.warning(
+                    "delivered pairs not remembered",
+                    extra={"count": len(delivered_keys), "error": type(exc).__name__},
+                )
+
+    def _finish(self, progress: dict[str, _Progress], claims: Claims) -> None:
+        """Store uncertain, rejected and deferred records; release the claims of the rest."""
+        uncertain = [p for p in progress.values() if p.uncertain]
+        uncertain_keys = {k for p in uncertain for k in p.uncertain_keys}
+        claims.mine.difference_update(uncertain_keys)
+        if uncertain:
+            self._store_uncertain(uncertain)
+        now = self._clock()
+        for p in progress.values():
+            if p.status() is Status.DEFERRED:
+                too_long = self._limit.exceeded(p.record.handling, now)
+                if too_long:
+                    p.rejected.append(f"{too_long}; last: {p.deferred[-1]}")
+                    p.deferred.clear()
+        self._release(claims.mine)  # pairs not delivered nor uncertain
+        self._park(progress)
+
+    def _store_uncertain(self, uncertain: list[_Progress]) -> None:
+        """Store records the vendor may have acted on, then mark their pairs in the ledger so
+        that no redelivery calls again. Stored first: a failure leaves the claims to lapse and
+        the records to come back, when the lapsed claims are settled as uncertain again."""
+        keys = [k for p in uncertain for k in p.uncertain_keys]
+        try:
+            key = self._uncertain.store(
+                [p.parked(p.uncertain, p.uncertain_keys) for p in uncertain]
+            )
+            logger.warning("uncertain records stored", extra={"count": len(uncertain), "key": key})
+            self.ledger.remember(keys, outcome="uncertain")
+        except Exception:
+            logger.exception("storing uncertain records failed; they come back through SQS")
+            for p in uncertain:
+                p.retry.append("could not store the uncertain record")
 
     def _release(self, keys: set[str]) -> None:
         if not keys:
@@ -199,35 +352,28 @@ class TriggerPipeline:
 
     def _park(self, progress: dict[str, _Progress]) -> None:
         """Store rejected records and re-enqueue deferred ones; on failure they come back."""
-        deferred = [
-            ParkedRecord(
-                p.record.record_id, p.record.body, p.record.attributes, p.deferred, p.deferred_until
-            )
-            for p in progress.values()
-            if p.status() is Status.DEFERRED
-        ]
-        rejected = [
-            ParkedRecord(p.record.record_id, p.record.body, p.record.attributes, p.rejected)
-            for p in progress.values()
-            if p.status() is Status.REJECTED
-        ]
+        deferred = [p for p in progress.values() if p.status() is Status.DEFERRED]
+        rejected = [p for p in progress.values() if p.status() is Status.REJECTED]
         if deferred:
             try:
-                failed = self._deferrals.park(deferred)
-            except Exception:
+                failed = self._deferrals.park([p.parked(p.deferred) for p in deferred])
+            except Exception as exc:
                 logger.exception("re-enqueue failed; records return through SQS")
-                failed = {r.record_id for r in deferred}
-            for record_id in failed:
-                progress[record_id].retry.append("could not re-enqueue the deferred record")
+                failed = {p.record.record_id: type(exc).__name__ for p in deferred}
+            for record_id, why in failed.items():
+                progress[record_id].retry.append(f"could not re-enqueue the record: {why}")
         if rejected:
             try:
-                key = self._rejected.store(rejected)
+                key = self._rejected.store([p.parked(p.rejected) for p in rejected])
                 logger.info("rejected records stored", extra={"count": len(rejected), "key": key})
             except Exception:
                 logger.exception("storing rejected records failed; records return through SQS")
-                for record in rejected:
-                    progress[record.record_id].retry.append("could not store the rejection")
+                for p in rejected:
+                    p.retry.append("could not store the rejection")
 
 
 def _no_route(event: InboundEvent) -> str:
-    return f"no route matches event type {event.type!r} (source {event.source!r})"
+    where = f"type {event.type!r}"
+    if event.source is not None:
+        where += f", source {event.source!r}"
+    return f"no route matches event {where}"

@@ -34,6 +34,18 @@ class PlannedCall:
     def recipients(self) -> list[Any]:
         return [group[0].recipient for group in self.deliveries.values()]
 
+    def split(self) -> list[PlannedCall]:
+        """The same call as two of half the recipients each (none for a single recipient):
+        what a vendor's 414 "URI too long" asks for."""
+        items = list(self.deliveries.items())
+        if len(items) < 2:
+            return []
+        half = len(items) // 2
+        return [
+            PlannedCall(self.account, self.route, dict(items[:half])),
+            PlannedCall(self.account, self.route, dict(items[half:])),
+        ]
+
 
 def plan_calls(deliveries: list[Delivery]) -> list[PlannedCall]:
     """Group by (account, action, target), dedupe recipients, cut as the API allows.

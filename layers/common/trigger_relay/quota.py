@@ -16,6 +16,9 @@ make it ``calls + 1``. (``T`` a hair over ``(window + margin) / calls`` would al
 with an exact margin, for 1/calls more throughput; on a busy machine a call late by more than the
 margin then locked the vendor in the benchmark, so the extra interval of slack stays.)
 
+The margin is split in two: clock skew between Lambdas, and how late a call may reach the
+vendor after its slot (``Limit.lateness_seconds``), which the caller enforces.
+
 Under a backlog ``tat`` is ahead of every clock and every reservation is one conditional
 ``UpdateItem`` that succeeds;
 concurrent callers are serialised by DynamoDB and get distinct slots. The lock check is part of
@@ -62,6 +65,14 @@ class Limit(BaseModel):
         """Milliseconds between slot starts, rounded up: (window + margin) / (calls - 1)."""
         span = (self.window_seconds + self.safety_margin_seconds) * 1000
         return math.ceil(span / max(1, self.calls - 1))
+
+    @property
+    def lateness_seconds(self) -> float:
+        """How late after its slot a call may reach the vendor: half the margin. The other half
+        is for clock skew between Lambdas. The caller (delivery.VendorCaller) drops a slot that
+        came back later than this, and caps the time spent waiting for a connection and
+        connecting by what is left of it."""
+        return self.safety_margin_seconds / 2
 
     @property
     def interval(self) -> float:

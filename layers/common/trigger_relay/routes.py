@@ -44,6 +44,11 @@ class BadRecipient(ValueError):
     """An event matched a route but its fields do not make a valid recipient."""
 
 
+class MatchError(ValueError):
+    """A route's match condition could not be evaluated on this event (a JMESPath type error:
+    ``contains(user.tags, 'vip')`` where tags is a number)."""
+
+
 class Account(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -104,7 +109,12 @@ class Match(BaseModel):
             if event.attributes.get(key) != expected:
                 return f"attribute {key} is {event.attributes.get(key)!r}, route wants {expected!r}"
         for compiled, expected in self._compiled_fields:
-            actual = compiled.search(event.data)
+            try:
+                actual = compiled.search(event.data)
+            except JMESPathError as exc:
+                raise MatchError(
+                    f"match.fields {compiled.expression}: {_first_line(exc)}"
+                ) from None
             if actual != expected:
                 return f"{compiled.expression} is {actual!r}, route wants {expected!r}"
         return None
@@ -119,6 +129,12 @@ class Route(BaseModel):
     account: str
     params: dict[str, Any] = Field(default_factory=dict)
     mapping: dict[str, str] = Field(description="recipient field -> JMESPath over the event data")
+    delivery: Literal["at_most_once", "at_least_once"] = Field(
+        default="at_most_once",
+        description="for vendors that do not deduplicate: whether a call the vendor may have "
+        "acted on (a timeout after sending) is repeated automatically (at_least_once) or "
+        "stored as uncertain for an operator to redrive (at_most_once)",
+    )
 
     @model_validator(mode="after")
     def _check_action(self) -> Route:
@@ -144,6 +160,11 @@ class Route(BaseModel):
     def api(self) -> TriggerApi:
         return APIS[self.action]
 
+    @property
+    def repeat_safe(self) -> bool:
+        """A repeated call is harmless: the vendor deduplicates, or the route accepts it."""
+        return self.api.deduplicates or self.delivery == "at_least_once"
+
     @cached_property
     def typed_params(self) -> Any:
         return self.api.params_model.model_validate(self.params)
@@ -156,7 +177,12 @@ class Route(BaseModel):
         """The recipient this event names under this route's mapping, or BadRecipient."""
         values = {}
         for name, compiled in self._compiled_mapping.items():
-            value = compiled.search(event.data)
+            try:
+                value = compiled.search(event.data)
+            except JMESPathError as exc:
+                raise BadRecipient(
+                    f"route {self.name}: {name} ({compiled.expression}): {_first_line(exc)}"
+                ) from None
             if value is None:
                 raise BadRecipient(f"route {self.name}: {name} ({compiled.expression}) is missing")
             values[name] = value
@@ -217,7 +243,28 @@ class RoutesFile(BaseModel):
         return self
 
     def matching(self, event: InboundEvent) -> list[Route]:
-        return [route for route in self.routes if route.match.why_not(event) is None]
+        """The routes the event matches; raises MatchError when a condition cannot be
+        evaluated on it."""
+        matched, errors = self.decide(event)
+        if errors:
+            raise MatchError("; ".join(errors))
+        return matched
+
+    def decide(self, event: InboundEvent) -> tuple[list[Route], list[str]]:
+        """The routes the event matches, and why each route whose condition could not be
+        evaluated on it failed: one route's error leaves the others' decisions standing."""
+        matched, errors = [], []
+        for route in self.routes:
+            try:
+                if route.match.why_not(event) is None:
+                    matched.append(route)
+            except MatchError as exc:
+                errors.append(f"route {route.name}: {exc}")
+        return matched, errors
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _compile(expression: str, where: str = "") -> ParsedResult:

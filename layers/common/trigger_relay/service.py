@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import single_metric
@@ -13,14 +14,29 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import clients
 from .delivery import VendorCaller
+from .events import event_identity
 from .ledger import DeliveryLedger
 from .observability import logger, metrics, scrub
-from .parking import Deferrals, RejectedStore
+from .parking import (
+    REJECTED_PREFIX,
+    UNCERTAIN_PREFIX,
+    DeferralLimit,
+    Deferrals,
+    RejectedStore,
+)
 from .pipeline import BatchReport, InboundRecord, Status, TriggerPipeline
+from .queue_messages import Attribute, Outgoing, QueueWriter, unwrap
 from .settings import TriggerSettings
 
-# Stop starting calls this long before Lambda's timeout, leaving time to settle the batch.
+# Every vendor call has ended this long before Lambda's timeout, leaving time to settle the
+# batch (claims, the rejected and uncertain stores, re-enqueueing).
 DEADLINE_RESERVE_SECONDS = 10.0
+
+
+class NotRequeued(RuntimeError):
+    """A directly invoked event could be neither delivered nor put back on the queue: the
+    invocation fails, so that Lambda's asynchronous retries (and its on-failure destination)
+    take over."""
 
 
 def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> TriggerPipeline:
@@ -33,13 +49,16 @@ def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> 
         clients.credentials(settings.quota_table),
         deadline=deadline,
     )
+    s3 = clients.aws("s3")
     return TriggerPipeline(
         clients.routes(settings.routes_file),
         caller,
         # no call outlives the invocation, so neither need its claims
         DeliveryLedger(settings.ledger_table, clients.aws("dynamodb"), hold_seconds=remaining),
         Deferrals(settings.ingest_queue_url, clients.aws("sqs")),
-        RejectedStore(settings.rejected_bucket, clients.aws("s3")),
+        RejectedStore(settings.rejected_bucket, s3, prefix=REJECTED_PREFIX),
+        RejectedStore(settings.rejected_bucket, s3, prefix=UNCERTAIN_PREFIX),
+        deferral_limit=DeferralLimit(settings.max_deferrals, settings.max_deferral_age_seconds),
     )
 
 
@@ -50,15 +69,21 @@ def check_configuration() -> None:
 
 
 def sqs_records(event: dict[str, Any]) -> list[InboundRecord]:
-    """The records of an SQS event, with their string message attributes."""
+    """The records of an SQS event: the producer's body and attributes (every data type), and
+    what the relay carried with a re-enqueued copy (its identity, its deferrals)."""
     records = []
     for raw in event.get("Records", []):
         attributes = {
-            name: value.get("stringValue", "")
+            name: Attribute.from_lambda(value)
             for name, value in (raw.get("messageAttributes") or {}).items()
-            if value.get("dataType", "String").startswith("String")
         }
-        records.append(InboundRecord(raw["messageId"], raw.get("body", ""), attributes))
+        message = unwrap(raw.get("body", ""), attributes)
+        handling = message.handling
+        if handling.first_seen is None:
+            sent = str((raw.get("attributes") or {}).get("SentTimestamp", ""))
+            if sent.isdigit():
+                handling = replace(handling, first_seen=int(sent) / 1000)
+        records.append(InboundRecord(raw["messageId"], message.body, message.attributes, handling))
     return records
 
 
@@ -77,14 +102,31 @@ def eventbridge_as_record(event: dict[str, Any]) -> InboundRecord:
 
 
 def park_unsent(report: BatchReport, records: list[InboundRecord]) -> None:
-    """Direct invocation has no queue to come back from: retry records go onto the ingest queue."""
+    """Direct invocation has no queue to come back from: retry records go onto the ingest queue,
+    as the same events. If SQS refuses one, the invocation fails (NotRequeued) rather than
+    lose it."""
     settings = TriggerSettings.from_env()
     retry = [r for r in records if report.statuses[r.record_id] is Status.RETRY]
-    if retry:
-        clients.aws("sqs").send_message_batch(
-            QueueUrl=settings.ingest_queue_url,
-            Entries=[{"Id": str(i), "MessageBody": r.body} for i, r in enumerate(retry)],
-        )
+    if not retry:
+        return
+    writer = QueueWriter(clients.aws("sqs"), settings.ingest_queue_url)
+    failed = writer.send(
+        [
+            Outgoing(
+                r.body,
+                r.attributes,
+                replace(
+                    r.handling,
+                    event_id=event_identity(r.body, r.record_id, r.text_attributes()),
+                ),
+            )
+            for r in retry
+        ]
+    )
+    if failed:
+        reasons = sorted(set(failed.values()))
+        logger.error("direct events not re-queued", extra={"count": len(failed), "why": reasons})
+        raise NotRequeued(f"{len(failed)} event(s) not re-queued: {'; '.join(reasons)}")
 
 
 def _publish(
@@ -99,6 +141,7 @@ def _publish(
         )
     calls = pipeline.caller.calls
     add(name="VendorCalls", unit=MetricUnit.Count, value=len(calls))
+    add(name="EventsDeferredTooLong", unit=MetricUnit.Count, value=report.deferred_too_long)
     add(name="VendorLocks", unit=MetricUnit.Count, value=pipeline.caller.locks)
     add(name="QuotaRequests", unit=MetricUnit.Count, value=quota_requests)
     add(name="LedgerRequests", unit=MetricUnit.Count, value=pipeline.ledger.requests)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class SettingsError(RuntimeError):
@@ -35,7 +35,12 @@ class _EnvSettings(BaseModel):
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         env = os.environ if env is None else env
         values = {name: env.get(name.upper()) for name in cls.model_fields}
-        missing = sorted(name.upper() for name, value in values.items() if not value)
+        missing = sorted(
+            name.upper()
+            for name, value in values.items()
+            if not value and cls.model_fields[name].is_required()
+        )
+        values = {name: value for name, value in values.items() if value}
         if missing:
             raise SettingsError(f"{cls.__name__}: environment variables not set: {missing}")
         try:
@@ -50,6 +55,9 @@ class TriggerSettings(_EnvSettings):
     ledger_table: str
     ingest_queue_url: str
     rejected_bucket: str
+    # A record deferred more often, or for longer, is rejected as "deferred too long".
+    max_deferrals: int = Field(default=48, ge=1)
+    max_deferral_age_seconds: float = Field(default=6 * 3600, gt=0, le=20 * 3600)
 
 
 class SyncSettings(_EnvSettings):

@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape  # nosec B406 - escapes what we write, parse
 import httpx
 
 from ..safe_xml import UnsafeXml, parse_xml
-from .outcomes import CallResult, Outcome, http_failure
+from .outcomes import CallResult, Outcome, http_failure, unreadable
 
 Format = Literal["json", "xml"]
 MAX_BODY_BYTES = 10 * 1024 * 1024  # "The request body size is limited by default to 10 Mb"
@@ -20,6 +20,8 @@ class AltcraftApi:
     own host (the routes file's base_url: Altcraft has no fixed public one)."""
 
     action: str
+    # Altcraft documents no deduplication: every accepted call launches the trigger again
+    deduplicates: bool = False
 
     @property
     def quota_api(self) -> str:
@@ -54,7 +56,7 @@ def read_answer(
     response: httpx.Response, keys: list[str], fmt: Format
 ) -> dict[str, Any] | CallResult:
     """``{"error", "error_text", "result"...}`` from JSON or XML, or the CallResult that failed."""
-    failure = http_failure(response.status_code, keys)
+    failure = http_failure(response, keys)
     if failure is not None:
         return failure
     try:
@@ -76,15 +78,19 @@ def read_answer(
             if not isinstance(answer, dict):
                 raise ValueError("answer is not a JSON object")
     except (ValueError, UnsafeXml) as exc:
-        return CallResult.same_for_all(keys, Outcome.RETRY, f"unreadable Altcraft answer: {exc}")
+        return unreadable(response, keys, f"unreadable Altcraft answer: {type(exc).__name__}")
     return answer
 
 
 def error_result(answer: dict[str, Any], keys: list[str], status_code: int) -> CallResult | None:
-    """None for success (error 0); otherwise every recipient's outcome."""
+    """None for success (``error`` 0); otherwise every recipient's outcome."""
     code = str(answer.get("error", "")).strip()
-    if code in ("0", "") and status_code < 400:
+    if code == "0" and status_code < 400:
         return None
+    if code == "" and status_code < 400:  # a 2xx that does not say success: maybe a proxy's
+        return CallResult.same_for_all(
+            keys, Outcome.UNCERTAIN, f"HTTP {status_code} answer does not report success"
+        )
     detail = f"Altcraft {code or status_code}: {answer.get('error_text') or 'error'}"
     if answer.get("error_debug"):
         detail += f" ({answer['error_debug']})"

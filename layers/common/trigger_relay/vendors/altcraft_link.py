@@ -16,8 +16,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .altcraft import AltcraftApi, error_result, json_body
-from .outcomes import CallResult, Outcome, RecipientOutcome, http_failure
+from .altcraft import AltcraftApi, error_result, json_body, read_answer
+from .outcomes import CallResult, Outcome, RecipientOutcome
 from .recipients import Email
 from .xxh64 import xxh64_hex
 
@@ -138,24 +138,12 @@ class AltcraftLink(AltcraftApi):
         self, response: httpx.Response, recipients: list[LinkRecipient], codes: object = None
     ) -> CallResult:
         keys = [r.key for r in recipients]
-        failure = http_failure(response.status_code, keys)
-        if failure is not None:
-            return failure
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if isinstance(answer, dict):
-            error = error_result(answer, keys, response.status_code)
-            if error is not None:
-                return error
-        elif response.status_code >= 400:
-            return CallResult.same_for_all(
-                keys,
-                Outcome.REJECTED,
-                f"HTTP {response.status_code}",
-                code=str(response.status_code),
-            )
+        answer = read_answer(response, keys, "json")
+        if isinstance(answer, CallResult):
+            return answer
+        error = error_result(answer, keys, response.status_code)
+        if error is not None:
+            return error
         return CallResult(
             {k: RecipientOutcome(Outcome.DELIVERED, "launched") for k in keys},
             vendor_code=str(response.status_code),

@@ -19,6 +19,7 @@ class TriggerApi(Protocol):
 
     action: str
     vendor: str
+    deduplicates: bool  # a repeated call is harmless: the vendor recognises it
     params_model: Any
     recipient_model: Any
     max_recipients: int

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from .outcomes import CallResult, Outcome, http_failure
+from .outcomes import CallResult, Outcome, http_failure, unreadable
 
 # Data centre -> domain. The API host and the accounts (OAuth) host follow the data centre.
 DATA_CENTRES: dict[str, str] = {
@@ -64,7 +64,7 @@ DEFAULT_CODES = ZohoCodes()
 
 def read_body(response: httpx.Response, keys: list[str]) -> dict[str, Any] | CallResult:
     """The JSON body of a Zoho answer, or the CallResult that its status or shape decides."""
-    failure = http_failure(response.status_code, keys)
+    failure = http_failure(response, keys)
     if failure is not None:
         return failure
     if response.status_code == 401:
@@ -72,9 +72,9 @@ def read_body(response: httpx.Response, keys: list[str]) -> dict[str, Any] | Cal
     try:
         body = response.json()
     except ValueError:
-        return CallResult.same_for_all(keys, Outcome.RETRY, "answer is not JSON")
+        return unreadable(response, keys, "answer is not JSON")
     if not isinstance(body, dict):
-        return CallResult.same_for_all(keys, Outcome.RETRY, "answer is not a JSON object")
+        return unreadable(response, keys, "answer is not a JSON object")
     return body
 
 

@@ -55,6 +55,8 @@ class ZohoTrigger:
     key_field: str
     params_model: type[_Params]
     vendor: str = "zoho"
+    # Zoho answers a repeat as already_triggered: calling again is harmless (seeds 000, 001)
+    deduplicates: bool = True
     max_recipients: int = MAX_EMAILS
     recipient_model: type[EmailRecipient] = EmailRecipient
 

@@ -1,0 +1,266 @@
+"""Messages on the ingest queue: their attributes of every type, the relay's own bookkeeping,
+and a writer that stays inside SQS's documented limits.
+
+A record that goes back on the queue (deferred, redriven, or parked by a direct invocation) must
+come back as *the same event*: the delivery ledger keys on its identity, and a copy that looked
+new would trigger the vendor again. So the relay carries a ``Handling`` with every re-enqueued
+message: the event's identity, how often it was deferred, and when it was first seen. It travels
+in one message attribute (``trigger_relay``); when the producer already used all ten attributes
+SQS allows, in an envelope around the body instead. Either way the pipeline sees the producer's
+body and attributes unchanged.
+
+SQS limits (Amazon SQS Developer Guide, "Amazon SQS message quotas",
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html,
+and the SendMessageBatch API reference,
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html):
+
+* at most 10 messages in one batch;
+* a message, and the sum of all messages in a batch, at most 1 MiB (1,048,576 bytes), where a
+  message's size is its body plus each attribute's name, data type and value;
+* at most 10 message attributes on a message;
+* a delay of 0 to 900 seconds;
+* batch entry ids of up to 80 characters: letters, digits, hyphens and underscores.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_BATCH_ENTRIES = 10
+MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_BATCH_BYTES = 1024 * 1024
+MAX_ATTRIBUTES = 10
+MAX_DELAY_SECONDS = 900
+
+HANDLING_ATTRIBUTE = "trigger_relay"
+ENVELOPE_KEY = "trigger_relay_envelope"
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """One SQS message attribute: String, Number or Binary (optionally with a custom label)."""
+
+    data_type: str
+    string_value: str | None = None
+    binary_value: bytes | None = None
+
+    @property
+    def text(self) -> str | None:
+        """The value as routes match it: String and Number attributes; Binary has none."""
+        return None if self.data_type.startswith("Binary") else self.string_value
+
+    def size(self, name: str) -> int:
+        value = (
+            self.binary_value
+            if self.binary_value is not None
+            else (self.string_value or "").encode("utf-8", "surrogatepass")
+        )
+        return len(name.encode()) + len(self.data_type.encode()) + len(value)
+
+    def to_sqs(self) -> dict[str, Any]:
+        """The shape SendMessage takes."""
+        if self.data_type.startswith("Binary"):
+            return {"DataType": self.data_type, "BinaryValue": self.binary_value or b""}
+        return {"DataType": self.data_type, "StringValue": self.string_value or ""}
+
+    def to_json(self) -> dict[str, str]:
+        """For the rejected store and the envelope: binary values in base64."""
+        if self.data_type.startswith("Binary"):
+            return {
+                "data_type": self.data_type,
+                "binary_value": base64.b64encode(self.binary_value or b"").decode(),
+            }
+        return {"data_type": self.data_type, "string_value": self.string_value or ""}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any] | str) -> Attribute:
+        if isinstance(value, str):  # stored before attributes kept their data types
+            return cls("String", value)
+        if "binary_value" in value:
+            return cls(
+                str(value["data_type"]), binary_value=base64.b64decode(value["binary_value"])
+            )
+        return cls(str(value.get("data_type", "String")), str(value.get("string_value", "")))
+
+    @classmethod
+    def from_lambda(cls, value: Mapping[str, Any]) -> Attribute:
+        """From a Lambda SQS event record's ``messageAttributes`` entry (binary in base64)."""
+        data_type = str(value.get("dataType") or "String")
+        if data_type.startswith("Binary"):
+            raw = value.get("binaryValue") or ""
+            try:
+                data = base64.b64decode(raw) if isinstance(raw, str) else bytes(raw)
+            except (binascii.Error, ValueError):
+                data = str(raw).encode()
+            return cls(data_type, binary_value=data)
+        return cls(data_type, str(value.get("stringValue") or ""))
+
+    @classmethod
+    def from_sqs(cls, value: Mapping[str, Any]) -> Attribute:
+        """From a ReceiveMessage answer's ``MessageAttributes`` entry (binary as bytes)."""
+        data_type = str(value.get("DataType") or "String")
+        if data_type.startswith("Binary"):
+            return cls(data_type, binary_value=bytes(value.get("BinaryValue") or b""))
+        return cls(data_type, str(value.get("StringValue") or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Handling:
+    """What the relay carries with a record from hop to hop."""
+
+    event_id: str | None = None  # the identity the ledger knew the event by
+    deferrals: int = 0  # how often it was deferred so far
+    first_seen: float | None = None  # epoch seconds it first reached the relay
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in (("id", self.event_id), ("n", self.deferrals), ("t0", self.first_seen))
+            if v
+        }
+
+    @classmethod
+    def from_json(cls, value: object) -> Handling:
+        if not isinstance(value, dict):
+            return cls()
+        event_id = value.get("id")
+        first_seen = value.get("t0")
+        deferrals = value.get("n", 0)
+        return cls(
+            str(event_id) if event_id else None,
+            deferrals if isinstance(deferrals, int) and deferrals >= 0 else 0,
+            float(first_seen) if isinstance(first_seen, int | float) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """A message as the relay reads it back: the producer's body and attributes, and ours."""
+
+    body: str
+    attributes: dict[str, Attribute] = field(default_factory=dict)
+    handling: Handling = field(default_factory=Handling)
+
+
+def unwrap(body: str, attributes: Mapping[str, Attribute]) -> QueuedMessage:
+    """Take the relay's Handling out of a message, wherever it travelled."""
+    producer = {k: v for k, v in attributes.items() if k != HANDLING_ATTRIBUTE}
+    carried = attributes.get(HANDLING_ATTRIBUTE)
+    if carried is not None and carried.string_value:
+        try:
+            return QueuedMessage(
+                body, producer, Handling.from_json(json.loads(carried.string_value))
+            )
+        except ValueError:
+            return QueuedMessage(body, producer)
+    if body.startswith('{"' + ENVELOPE_KEY):
+        try:
+            envelope = json.loads(body)
+            inner = envelope[ENVELOPE_KEY]
+            return QueuedMessage(
+                str(inner["body"]),
+                {k: Attribute.from_json(v) for k, v in inner.get("attributes", {}).items()},
+                Handling.from_json(inner.get("handling")),
+            )
+        except (ValueError, KeyError, TypeError):
+            pass  # not ours after all: the producer's own body
+    return QueuedMessage(body, producer)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to send, with the relay's Handling; ``delay_seconds`` is clamped to SQS's."""
+
+    body: str
+    attributes: dict[str, Attribute] = field(default_factory=dict)
+    handling: Handling = field(default_factory=Handling)
+    delay_seconds: float = 0
+
+    def wire(self) -> tuple[str, dict[str, Attribute]]:
+        """Body and attributes as sent: Handling in its attribute, or in an envelope when the
+        producer used every attribute SQS allows."""
+        attributes = {k: v for k, v in self.attributes.items() if k != HANDLING_ATTRIBUTE}
+        handling = json.dumps(self.handling.to_json(), separators=(",", ":"))
+        if len(attributes) < MAX_ATTRIBUTES:
+            return self.body, {**attributes, HANDLING_ATTRIBUTE: Attribute("String", handling)}
+        envelope = {
+            ENVELOPE_KEY: {
+                "handling": self.handling.to_json(),
+                "attributes": {k: v.to_json() for k, v in attributes.items()},
+                "body": self.body,
+            }
+        }
+        return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")), {}
+
+    def entry(self, entry_id: str) -> tuple[dict[str, Any], int]:
+        """The SendMessageBatch entry, and its size as SQS counts it."""
+        body, attributes = self.wire()
+        size = len(body.encode("utf-8", "surrogatepass")) + sum(
+            a.size(n) for n, a in attributes.items()
+        )
+        entry: dict[str, Any] = {
+            "Id": entry_id,
+            "MessageBody": body,
+            "DelaySeconds": min(MAX_DELAY_SECONDS, max(0, math.ceil(self.delay_seconds))),
+        }
+        if attributes:
+            entry["MessageAttributes"] = {n: a.to_sqs() for n, a in attributes.items()}
+        return entry, size
+
+
+class QueueWriter:
+    """Sends messages to one queue in as few SendMessageBatch requests as SQS's limits allow,
+    and says which could not be sent, and why, message by message."""
+
+    def __init__(
+        self,
+        client: Any,
+        queue_url: str,
+        *,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+    ) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._max_message = max_message_bytes
+        self._max_batch = max_batch_bytes
+        self.requests = 0
+
+    def send(self, messages: list[Outgoing]) -> dict[int, str]:
+        """Send every message; returns {index in messages: reason} for those not sent."""
+        failed: dict[int, str] = {}
+        batch: list[tuple[int, dict[str, Any]]] = []
+        batch_bytes = 0
+        for index, message in enumerate(messages):
+            entry, size = message.entry(str(index))
+            if size > self._max_message:
+                failed[index] = f"message of {size} bytes is over SQS's {self._max_message}"
+                continue
+            if batch and (len(batch) == MAX_BATCH_ENTRIES or batch_bytes + size > self._max_batch):
+                failed.update(self._send_batch(batch))
+                batch, batch_bytes = [], 0
+            batch.append((index, entry))
+            batch_bytes += size
+        if batch:
+            failed.update(self._send_batch(batch))
+        return failed
+
+    def _send_batch(self, batch: list[tuple[int, dict[str, Any]]]) -> dict[int, str]:
+        self.requests += 1
+        try:
+            answer = self._client.send_message_batch(
+                QueueUrl=self._queue_url, Entries=[entry for _, entry in batch]
+            )
+        except Exception as exc:  # every message of the batch is reported failed
+            reason = f"SendMessageBatch failed: {type(exc).__name__}"
+            return {index: reason for index, _ in batch}
+        return {
+            int(f["Id"]): f"SQS refused: {f.get('Code', '?')} {f.get('Message', '')}".strip()
+            for f in answer.get("Failed", [])
+        }
