@@ -20,11 +20,22 @@
    only when all pass, which is the same outcome without the copy: DynamoDB requests here are
    applied one at a time (fix 1).
 
+5. SQS is *stricter* here than moto, as strict as AWS: moto accepts an 11th message attribute,
+   measures a message by its body's characters (not bytes, and without its attributes), and a
+   batch by its bodies alone. AWS counts bytes, and counts each attribute's name, data type
+   and value in the message's size; a message has at most 10 attributes; a batch's messages
+   together are at most 1 MiB; a body holds only the characters XML 1.0 allows (Amazon SQS
+   message quotas, https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/
+   quotas-messages.html; SendMessage and SendMessageBatch in the API reference). Without this a
+   test could pass locally that fails on AWS: re-enqueueing used to add an 11th attribute.
+
 Behaviour is otherwise unchanged. Applied once per process by ``apply()``.
 """
 
 from __future__ import annotations
 
+import base64
+import re
 import threading
 import time
 import weakref
@@ -44,6 +55,7 @@ def apply() -> None:
     _fast_sqs_receive()
     _linear_sqs_drain()
     _uncounted_sqs_send()
+    _strict_sqs_limits()
     _APPLIED = True
 
 
@@ -224,3 +236,69 @@ def _uncopied_put_transactions() -> None:
 
     transact_write_items.__wrapped__ = original  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+SQS_MAX_ATTRIBUTES = 10  # "A message can contain up to 10 metadata attributes."
+SQS_MAX_BATCH_BYTES = 1024 * 1024  # the sum of a batch's messages, like one message
+# The characters a message may hold (SendMessage: "#x9 | #xA | #xD | #x20 to #xD7FF |
+# #xE000 to #xFFFD | #x10000 to #x10FFFF").
+_SQS_INVALID = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def sqs_message_bytes(body: str, attributes: dict[str, Any] | None) -> int:
+    """A message's size as SQS counts it: UTF-8 body, plus name, type and value of each
+    attribute (binary values decoded)."""
+    size = len(body.encode("utf-8", "surrogatepass"))
+    for name, value in (attributes or {}).items():
+        size += len(name.encode()) + len(str(value.get("DataType", "")).encode())
+        if value.get("BinaryValue") is not None:
+            raw = value["BinaryValue"]
+            size += len(base64.b64decode(raw) if isinstance(raw, str) else raw)
+        else:
+            size += len(str(value.get("StringValue", "")).encode("utf-8", "surrogatepass"))
+    return size
+
+
+def _strict_sqs_limits() -> None:
+    from moto.sqs import models
+    from moto.sqs.exceptions import BatchRequestTooLong, InvalidParameterValue
+
+    def check(queue: Any, body: str, attributes: dict[str, Any] | None) -> int:
+        if len(attributes or {}) > SQS_MAX_ATTRIBUTES:
+            raise InvalidParameterValue(
+                f"Number of message attributes [{len(attributes or {})}] exceeds the allowed "
+                f"maximum [{SQS_MAX_ATTRIBUTES}]."
+            )
+        if _SQS_INVALID.search(body):
+            raise InvalidParameterValue(
+                "Invalid binary character in the message body: only the characters XML allows"
+            )
+        size = sqs_message_bytes(body, attributes)
+        if size > int(queue.maximum_message_size):
+            raise InvalidParameterValue(
+                "One or more parameters are invalid. Reason: Message must be shorter than "
+                f"{queue.maximum_message_size} bytes."
+            )
+        return size
+
+    original_send = models.SQSBackend.send_message
+    original_batch = models.SQSBackend.send_message_batch
+
+    def send_message(
+        self: Any, queue_name: str, message_body: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        attributes = kwargs.get("message_attributes", args[0] if args else None)
+        check(self.get_queue(queue_name), message_body, attributes)
+        return original_send(self, queue_name, message_body, *args, **kwargs)
+
+    def send_message_batch(self: Any, queue_name: str, entries: dict[str, Any]) -> Any:
+        queue = self.get_queue(queue_name)
+        total = sum(
+            check(queue, e["MessageBody"], e.get("MessageAttributes")) for e in entries.values()
+        )
+        if total > SQS_MAX_BATCH_BYTES:
+            raise BatchRequestTooLong(total)
+        return original_batch(self, queue_name, entries)
+
+    models.SQSBackend.send_message = send_message  # type: ignore[method-assign]
+    models.SQSBackend.send_message_batch = send_message_batch  # type: ignore[method-assign]

@@ -8,7 +8,9 @@ after maxReceiveCount receives, as SQS does).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -17,6 +19,7 @@ from typing import Any
 from .runtime import LocalContext
 
 MAX_RECEIVE = 10  # SQS gives at most ten messages per ReceiveMessage
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,6 +102,11 @@ class SqsPoller:
             response = self._handler(event, context) or {}
             failed_ids = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:  # the whole invocation failed: every message comes back
+            # Lambda writes a failed invocation's error and stack trace to the function's log
+            logger.exception(
+                "invocation failed; its %d message(s) come back after the visibility timeout",
+                len(messages),
+            )
             self.stats.errors += 1
             failed_ids = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed_ids]
@@ -128,26 +136,33 @@ class SqsPoller:
                 )
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        """One record exactly as Lambda shapes it."""
-        attributes = {
-            name: {
-                "stringValue": value.get("StringValue"),
-                "binaryValue": value.get("BinaryValue"),
-                "stringListValues": [],
-                "binaryListValues": [],
-                "dataType": value["DataType"],
-            }
-            for name, value in message.get("MessageAttributes", {}).items()
+        return lambda_record(message, self._queue_arn)
+
+
+def lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """One ReceiveMessage message exactly as Lambda's event source mapping shapes it."""
+    attributes = {
+        name: {
+            "stringValue": value.get("StringValue"),
+            # Lambda's event carries binary attributes in base64, as JSON must
+            "binaryValue": base64.b64encode(value["BinaryValue"]).decode()
+            if value.get("BinaryValue") is not None
+            else None,
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value["DataType"],
         }
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": attributes,
-            "md5OfBody": message.get("MD5OfBody")
-            or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self._queue_arn,
-            "awsRegion": self._queue_arn.split(":")[3],
-        }
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": attributes,
+        "md5OfBody": message.get("MD5OfBody")
+        or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": queue_arn.split(":")[3],
+    }

@@ -127,7 +127,7 @@ def test_bad_records_are_stored_with_reasons_and_acknowledged(local: Embedded) -
         k: stored[k]["reasons"][0] for k in ("bad-json", "no-route", "no-email", "bad-email")
     } == {
         "bad-json": "body is not JSON: Expecting value at char 9",
-        "no-route": "no route matches event type 'user.deleted' (source None)",
+        "no-route": "no route matches event type 'user.deleted'",
         "no-email": "route signup-welcome-workflow: email (user.email) is missing",
         "bad-email": "route signup-welcome-workflow: email: Value error, not a valid email address",
     }

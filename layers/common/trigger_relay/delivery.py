@@ -30,6 +30,7 @@ TRANSIENT_ATTEMPTS = 2  # a call certainly not acted on is tried once more, afte
 MIN_CALL_SECONDS = 1.0  # no call starts with less time than this before the deadline
 CREDENTIALS_RETRY_SECONDS = 120.0  # an account whose credentials failed waits this long
 LATE_SLOTS = 3  # slots that came back too late to use, before the call is deferred
+MIN_CONNECT_SECONDS = 0.1  # a slot with less of its lateness allowance left is not used
 
 # Transport errors raised before the request reached the vendor: repeating them is safe.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -111,14 +112,14 @@ class VendorCaller:
             if decision.slot_at + MIN_CALL_SECONDS > self._deadline:
                 return Deferred(decision.slot_at, "quota: slot after this invocation's deadline")
             self._sleep(max(0.0, decision.slot_at - self._clock()))
-            late = self._clock() - decision.slot_at
-            if late > limit.lateness_seconds:  # unused, the slot costs nothing but throughput
+            lateness_left = limit.lateness_seconds - (self._clock() - decision.slot_at)
+            if lateness_left < MIN_CONNECT_SECONDS:  # unused, a slot costs only throughput
                 late_slots += 1
-                logger.warning("slot came too late", extra={"quota_key": key, "late": late})
+                logger.warning("slot came too late", extra={"quota_key": key})
                 if late_slots >= LATE_SLOTS:
                     return Deferred(self._clock() + limit.interval, "quota: slots came too late")
                 continue
-            timeout = self._timeout(limit.lateness_seconds - late)
+            timeout = self._timeout(lateness_left)
             result = self._send(api, params, recipients, token, base_url, codes, timeout)
             attempt += 1
             if result.locked:
@@ -159,9 +160,9 @@ class VendorCaller:
     def _timeout(self, lateness_left: float) -> httpx.Timeout:
         """Timeouts for one call: waiting for a connection and connecting (the time the request
         may arrive late) within the lateness left, and all four phases within the deadline."""
-        left = self._deadline - self._clock()
-        before_wire = max(0.05, min(HTTP_TIMEOUT.connect or 3.0, lateness_left / 2, left / 4))
-        on_wire = max(0.05, min(HTTP_TIMEOUT.read or 10.0, (left - 2 * before_wire) / 2))
+        left = self._deadline - self._clock()  # at least MIN_CALL_SECONDS
+        before_wire = min(HTTP_TIMEOUT.connect or 3.0, lateness_left / 2, left / 4)
+        on_wire = min(HTTP_TIMEOUT.read or 10.0, (left - 2 * before_wire) / 2)
         return httpx.Timeout(connect=before_wire, pool=before_wire, write=on_wire, read=on_wire)
 
     def _send(
