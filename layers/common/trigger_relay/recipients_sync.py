@@ -30,6 +30,10 @@ from .vendors.zoho import DEFAULT_CODES, service_url
 
 # Why a campaign's run ends without ending the whole sync: only these stop every campaign.
 STOPS_EVERYTHING = ("quota", "time", "locked")
+# A (campaign, action) that Zoho answered with a final code (6601, 6607, 6303, 6002: nothing to
+# read, or no access) is not asked again for this long: asking hourly would only repeat it.
+FINAL_RETRY_SECONDS = 24 * 3600
+SKIPPED = "skipped"
 
 
 @dataclass
@@ -69,7 +73,42 @@ class SyncCursors:
         item = self._client.get_item(
             TableName=self._table, Key=self._pk(campaign, action), ConsistentRead=True
         ).get("Item")
-        return int(item["next_index"]["N"]) if item else 1
+        return int(item["next_index"]["N"]) if item and "next_index" in item else 1
+
+    def final(self, campaign: str, action: str) -> tuple[str, str, float] | None:
+        """The final answer Zoho gave this (campaign, action): (code, reason, epoch s), or None."""
+        item = (
+            self._client.get_item(
+                TableName=self._table, Key=self._pk(campaign, action), ConsistentRead=True
+            ).get("Item")
+            or {}
+        )
+        if "final_code" not in item:
+            return None
+        return (
+            item["final_code"]["S"],
+            item.get("final_reason", {}).get("S", ""),
+            float(item["final_at"]["N"]),
+        )
+
+    def mark_final(self, campaign: str, action: str, code: str, reason: str, at: float) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._pk(campaign, action),
+            UpdateExpression="SET final_code = :c, final_reason = :r, final_at = :t",
+            ExpressionAttributeValues={
+                ":c": {"S": code},
+                ":r": {"S": reason},
+                ":t": {"N": str(at)},
+            },
+        )
+
+    def clear_final(self, campaign: str, action: str) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._pk(campaign, action),
+            UpdateExpression="REMOVE final_code, final_reason, final_at",
+        )
 
     def advance(self, campaign: str, action: str, expected: int, to: int, synced_at: str) -> bool:
         """Move the cursor from expected to to; False if another run moved it first."""
@@ -162,6 +201,12 @@ class RecipientsSync:
     ) -> CampaignRun:
         start = self._cursors.next_index(campaign, action)
         run = CampaignRun(campaign, action, start)
+        final = self._cursors.final(campaign, action)
+        if final is not None and self._clock() - final[2] < FINAL_RETRY_SECONDS:
+            run.stopped = (
+                f"{SKIPPED}: Zoho {final[0]}: {final[1]} (final answer; asked again after 24 h)"
+            )
+            return run
         synced_at = datetime.fromtimestamp(self._clock(), UTC)
         stamp = iso_ms(synced_at)
         run.key = (
@@ -173,9 +218,17 @@ class RecipientsSync:
         try:
             while True:
                 page = self._fetch(config, account, campaign, action, index)
+                if isinstance(page, zoho_recipients.PageError):  # final: nothing to read here
+                    self._cursors.mark_final(
+                        campaign, action, page.code, page.reason, self._clock()
+                    )
+                    run.stopped = f"Zoho {page.code}: {page.reason} (final)"
+                    break
                 if isinstance(page, str):
                     run.stopped = page
                     break
+                if final is not None and run.pages == 0:
+                    self._cursors.clear_final(campaign, action)
                 upload.write(normalise(r, campaign, action, stamp) for r in page.rows)
                 run.pages += 1
                 run.rows += len(page.rows)
@@ -195,8 +248,20 @@ class RecipientsSync:
 
     def _fetch(
         self, config: RecipientsSyncConfig, account: Account, campaign: str, action: str, index: int
-    ) -> zoho_recipients.Page | str:
-        """A whole page, or why the run stops here."""
+    ) -> zoho_recipients.Page | zoho_recipients.PageError | str:
+        """A whole page, a final error, or why the run stops here. A token Zoho refused is
+        dropped (here and in the shared store) and the page asked once more with a new one."""
+        result = self._fetch_once(config, account, campaign, action, index)
+        if isinstance(result, _Refused):
+            self._tokens.invalidate(config.account)
+            result = self._fetch_once(config, account, campaign, action, index)
+            if isinstance(result, _Refused):
+                return f"Zoho refused the access token twice ({result.code})"
+        return result
+
+    def _fetch_once(
+        self, config: RecipientsSyncConfig, account: Account, campaign: str, action: str, index: int
+    ) -> zoho_recipients.Page | zoho_recipients.PageError | str | _Refused:
         limit = account.limit(zoho_recipients.QUOTA_API)
         quota_key = f"zoho#{config.account}#{zoho_recipients.QUOTA_API}"
         decision = self._quota.reserve(quota_key, limit)
@@ -204,13 +269,17 @@ class RecipientsSync:
             return "quota"
         if decision.slot_at >= self._deadline:
             return "time"
+        try:
+            token = self._tokens.get(config.account, account)
+        except Exception as exc:  # a refused mint, a missing secret: this run can do nothing
+            return f"no access token: {type(exc).__name__}"
         self._sleep(max(0.0, decision.slot_at - self._clock()))
         request = zoho_recipients.build(
             campaign,
             action,
             index,
             config.page_size,
-            token=self._tokens.get(config.account, account),
+            token=token,
             base_url=service_url("campaigns", account.data_centre, account.base_url),
             fmt=config.format,
         )
@@ -225,5 +294,16 @@ class RecipientsSync:
             if page.locked:
                 self._quota.record_lock(quota_key, limit.lock_seconds)
                 return "locked"
+            if page.code in DEFAULT_CODES.token or response.status_code == 401:
+                return _Refused(page.code)
+            if page.final:
+                return page
             return f"Zoho {page.code}: {page.reason}"
         return page
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """Zoho refused the access token."""
+
+    code: str

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import clients
 from .observability import logger, metrics
-from .recipients_sync import STOPS_EVERYTHING, RecipientsSync, SyncCursors, SyncReport
+from .recipients_sync import SKIPPED, STOPS_EVERYTHING, RecipientsSync, SyncCursors, SyncReport
 from .settings import SyncSettings
 
 # Stop starting pages this long before Lambda's timeout, leaving time to finish the upload.
@@ -44,7 +44,11 @@ def run(context: LambdaContext | None, campaigns: list[str] | None = None) -> Sy
     report = sync.run(config, routes.accounts[config.account])
     metrics.add_metric(name="RecipientsSynced", unit=MetricUnit.Count, value=report.rows)
     metrics.add_metric(name="RecipientPagesRead", unit=MetricUnit.Count, value=report.pages)
-    failed = [r for r in report.runs if r.stopped not in ("complete", *STOPS_EVERYTHING)]
+    failed = [
+        r
+        for r in report.runs
+        if r.stopped not in ("complete", *STOPS_EVERYTHING) and not r.stopped.startswith(SKIPPED)
+    ]
     metrics.add_metric(name="SyncFailures", unit=MetricUnit.Count, value=len(failed))
     locks = sum(r.stopped == "locked" for r in report.runs)
     metrics.add_metric(name="VendorLocks", unit=MetricUnit.Count, value=locks)

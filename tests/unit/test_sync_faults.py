@@ -1,0 +1,97 @@
+"""The recipients sync under Zoho's refusals: a refused token is dropped and replaced; a final
+answer is not asked again every hour."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from tests.helpers.relay import relay
+from trigger_relay.credentials import SharedTokenStore, ZohoTokens
+from trigger_relay.quota import QuotaGate
+from trigger_relay.recipients_sync import RecipientsSync, SyncCursors
+from trigger_relay.routes import Account, RecipientsSyncConfig
+
+SECRET = {"client_id": "1000.C", "client_secret": "s3cret", "refresh_token": "1000.r"}
+ACCOUNT = Account(vendor="zoho", data_centre="eu", secret="zoho")
+
+
+class Zoho:
+    """Mints tokens; refuses the first one it minted; answers each campaign as told."""
+
+    def __init__(self, answers: dict[str, dict]) -> None:
+        self.answers = answers
+        self.minted: list[str] = []
+        self.pages: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        url = urlsplit(str(request.url))
+        if url.path == "/oauth/v2/token":
+            self.minted.append(f"1000.t{len(self.minted)}")
+            return httpx.Response(200, json={"access_token": self.minted[-1], "expires_in": 3600})
+        query = parse_qs(url.query)
+        self.pages.append(query["campaignkey"][0])
+        if request.headers["Authorization"].endswith("1000.t0"):  # revoked in Zoho's console
+            return httpx.Response(200, json={"code": "INVALID_TOKEN", "status": "error"})
+        return httpx.Response(200, json=self.answers[query["campaignkey"][0]])
+
+
+def sync(r, zoho: Zoho) -> RecipientsSync:
+    dynamodb = r.aws["dynamodb"]
+    if "cursors" not in dynamodb.list_tables()["TableNames"]:
+        dynamodb.create_table(
+            TableName="cursors",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    http = httpx.Client(transport=httpx.MockTransport(zoho))
+    tokens = ZohoTokens(
+        http,
+        secrets=lambda _: SECRET,
+        clock=r.clock,
+        shared=SharedTokenStore("quota", dynamodb, r.clock),
+    )
+    return RecipientsSync(
+        http=http,
+        tokens=tokens,
+        quota=QuotaGate("quota", dynamodb, r.clock),
+        cursors=SyncCursors("cursors", dynamodb),
+        s3=r.aws["s3"],
+        bucket="bucket",
+        deadline=r.clock.now + 300,
+        clock=r.clock,
+        sleep=lambda s: None,
+    )
+
+
+def test_a_refused_token_is_dropped_and_the_page_asked_again_with_a_new_one() -> None:
+    rows = [{"contactemailaddress": "a@x.co", "contactid": "1"}]
+    zoho = Zoho({"c1": {"code": "0", "status": "success", "list_of_details": rows}})
+    config = RecipientsSyncConfig(account="zoho", campaigns=["c1"], actions=["sentcontacts"])
+    with relay() as r:
+        report = sync(r, zoho).run(config, ACCOUNT)
+        assert [run.stopped for run in report.runs] == ["complete"] and report.rows == 1
+        assert zoho.minted == ["1000.t0", "1000.t1"]
+        # the refused token is gone from the shared store too: the next run mints no other
+        sync(r, zoho).run(config, ACCOUNT)
+        assert zoho.minted == ["1000.t0", "1000.t1"]
+
+
+def test_a_final_answer_is_not_asked_again_every_hour() -> None:
+    answer = {"code": "6002", "status": "error", "message": "Invalid campaign key"}
+    zoho = Zoho({"gone": answer})
+    config = RecipientsSyncConfig(account="zoho", campaigns=["gone"], actions=["sentcontacts"])
+    with relay() as r:
+        first = sync(r, zoho).run(config, ACCOUNT)
+        assert first.runs[0].stopped.endswith("(final)")
+        asked = len(zoho.pages)
+        for _ in range(5):  # the hourly schedule
+            r.clock.now += 3600
+            later = sync(r, zoho).run(config, ACCOUNT)
+            assert later.runs[0].stopped.startswith("skipped: Zoho 6002")
+        assert len(zoho.pages) == asked
+        r.clock.now += 24 * 3600  # a day on, Zoho is asked again (the campaign may be sent now)
+        sync(r, zoho).run(config, ACCOUNT)
+        assert len(zoho.pages) == asked + 1
