@@ -19,7 +19,7 @@ import httpx
 
 from .credentials import Credentials, CredentialsError
 from .observability import logger
-from .quota import Denial, QuotaGate
+from .quota import Denial, Limit, QuotaGate
 from .routes import Account
 from .vendors.outcomes import CallResult, Outcome
 from .vendors.registry import TriggerApi
@@ -30,7 +30,7 @@ TRANSIENT_ATTEMPTS = 2  # a call certainly not acted on is tried once more, afte
 MIN_CALL_SECONDS = 1.0  # no call starts with less time than this before the deadline
 CREDENTIALS_RETRY_SECONDS = 120.0  # an account whose credentials failed waits this long
 LATE_SLOTS = 3  # slots that came back too late to use, before the call is deferred
-MIN_CONNECT_SECONDS = 0.1  # a slot with less of its lateness allowance left is not used
+LATENESS_KEPT = 0.25  # a slot with less than this share of its lateness allowance left is unused
 
 # Transport errors raised before the request reached the vendor: repeating them is safe.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -53,6 +53,22 @@ class CallStats:
 
 def quota_key(account_name: str, account: Account, api: TriggerApi) -> str:
     return f"{account.vendor}#{account_name}#{api.quota_api}"
+
+
+def call_timeout(limit: Limit, slot_at: float, now: float, deadline: float) -> httpx.Timeout | None:
+    """Timeouts for a call at ``now`` in the slot at ``slot_at``, or None when the slot came too
+    late to use (a slow DynamoDB answer, an overslept wait).
+
+    Waiting for a pooled connection and connecting (the time by which the request may reach
+    the vendor late) share what is left of the limit's lateness allowance; all four phases
+    together fit in the time left before the deadline."""
+    lateness_left = limit.lateness_seconds - (now - slot_at)
+    if lateness_left < limit.lateness_seconds * LATENESS_KEPT:
+        return None
+    left = deadline - now
+    before_wire = min(HTTP_TIMEOUT.connect or 3.0, lateness_left / 2, left / 4)
+    on_wire = min(HTTP_TIMEOUT.read or 10.0, (left - 2 * before_wire) / 2)
+    return httpx.Timeout(connect=before_wire, pool=before_wire, write=on_wire, read=on_wire)
 
 
 class VendorCaller:
@@ -112,14 +128,13 @@ class VendorCaller:
             if decision.slot_at + MIN_CALL_SECONDS > self._deadline:
                 return Deferred(decision.slot_at, "quota: slot after this invocation's deadline")
             self._sleep(max(0.0, decision.slot_at - self._clock()))
-            lateness_left = limit.lateness_seconds - (self._clock() - decision.slot_at)
-            if lateness_left < MIN_CONNECT_SECONDS:  # unused, a slot costs only throughput
+            timeout = call_timeout(limit, decision.slot_at, self._clock(), self._deadline)
+            if timeout is None:  # unused, a slot costs only throughput
                 late_slots += 1
                 logger.warning("slot came too late", extra={"quota_key": key})
                 if late_slots >= LATE_SLOTS:
                     return Deferred(self._clock() + limit.interval, "quota: slots came too late")
                 continue
-            timeout = self._timeout(lateness_left)
             result = self._send(api, params, recipients, token, base_url, codes, timeout)
             attempt += 1
             if result.locked:
@@ -156,14 +171,6 @@ class VendorCaller:
                 self._credential_failures[account_name] = failure
                 logger.warning("credentials unavailable", extra={"account": account_name})
         return Deferred(self._clock() + CREDENTIALS_RETRY_SECONDS, failure)
-
-    def _timeout(self, lateness_left: float) -> httpx.Timeout:
-        """Timeouts for one call: waiting for a connection and connecting (the time the request
-        may arrive late) within the lateness left, and all four phases within the deadline."""
-        left = self._deadline - self._clock()  # at least MIN_CALL_SECONDS
-        before_wire = min(HTTP_TIMEOUT.connect or 3.0, lateness_left / 2, left / 4)
-        on_wire = min(HTTP_TIMEOUT.read or 10.0, (left - 2 * before_wire) / 2)
-        return httpx.Timeout(connect=before_wire, pool=before_wire, write=on_wire, read=on_wire)
 
     def _send(
         self,

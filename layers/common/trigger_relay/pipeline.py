@@ -353,7 +353,12 @@ class TriggerPipeline:
     def _park(self, progress: dict[str, _Progress]) -> None:
         """Store rejected records and re-enqueue deferred ones; on failure they come back."""
         deferred = [p for p in progress.values() if p.status() is Status.DEFERRED]
-        rejected = [p for p in progress.values() if p.status() is Status.REJECTED]
+        # a record with a route rejected and another uncertain is stored in both places
+        rejected = [
+            p
+            for p in progress.values()
+            if p.rejected and p.status() in (Status.REJECTED, Status.UNCERTAIN)
+        ]
         if deferred:
             try:
                 failed = self._deferrals.park([p.parked(p.deferred) for p in deferred])

@@ -126,6 +126,10 @@ def start(state: SimState, body: bytes) -> Answer:
     return _answer({"data": None, "error": 0, "error_text": OK_TEXT}, "json")
 
 
+def invalid_token() -> Answer:
+    return _error(403, "Invalid API token", "json")
+
+
 def link(state: SimState, value: str, identifier: str) -> Answer:
     if value not in state.config.altcraft_links:
         return 404, "text/plain", b"unknown trigger link"

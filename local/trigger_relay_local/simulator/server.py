@@ -110,9 +110,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             time.time(),
         )
         state.record(received)
-        fault = state.take_fault() if api not in _OPEN_APIS else None
+        fault = state.take_fault(api)
         answer = self._answer(state, api, handler, match, query, split.path, fault)
-        if answer is None:  # a dropped connection
+        if fault is not None and fault.mode == "accept_then_timeout":
+            time.sleep(fault.delay_seconds or 15.0)  # longer than any client waits
+        if answer is None or (fault is not None and fault.mode == "accept_then_reset"):
             self.close_connection = True
             self.connection.close()
             return None
@@ -130,7 +132,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         uri: str,
         fault: Faults | None,
     ) -> zoho.Answer | None:
-        if fault is not None:
+        if fault is not None and fault.mode is not None:
+            refused = self._refusal(state, api, fault, uri, query)
+            if refused is not None:
+                return refused
+        elif fault is not None:
             if fault.delay_seconds:
                 time.sleep(fault.delay_seconds)
             if fault.drop:
@@ -145,6 +151,34 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if limit is not None and not limit.admit():
             return zoho.locked(uri, query.get("resfmt", "JSON"))
         return handler(state, match, query, uri, self)
+
+    def _refusal(
+        self, state: SimState, api: str, fault: Faults, uri: str, query: dict[str, str]
+    ) -> zoho.Answer | None:
+        """The answer of a fault mode that refuses the request; None where the request is
+        acted on as usual (accept_then_timeout, accept_then_reset)."""
+        host = self.headers.get("Host", "127.0.0.1")
+        if fault.mode == "redirect":
+            self._extra_headers = {"Location": f"https://{host}{self.path}"}
+            return 301, "text/html", b"<html><body>Moved Permanently</body></html>"
+        if fault.mode == "html_502":
+            page = b"<html><head><title>502 Bad Gateway</title></head><body><center>"
+            return 502, "text/html", page + b"<h1>502 Bad Gateway</h1></center></body></html>"
+        if fault.mode == "uri_too_long":
+            return 414, "text/html", b"<html><body>414 Request-URI Too Large</body></html>"
+        if fault.mode == "rate_limited":
+            self._extra_headers = {"Retry-After": str(fault.retry_after)}
+            return 429, "text/plain", b"Too Many Requests"
+        if fault.mode == "token_refused":
+            if api in _ZOHO_APIS:
+                _, _, token = self.headers.get("Authorization", "").partition(" ")
+                with state.mutex:
+                    state.tokens.pop(token.strip(), None)  # revoked
+                return zoho.invalid_token(uri, query.get("resfmt", "JSON"))
+            return altcraft.invalid_token()
+        if fault.mode == "mint_refused":
+            return zoho.mint_refused()
+        return None
 
     def _control(self, method: str, path: str, body: bytes) -> None:
         state = self.server.state
@@ -164,10 +198,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, content_type: str, payload: bytes) -> None:
         self.send_response(status)
+        for name, value in getattr(self, "_extra_headers", {}).items():
+            self.send_header(name, value)
+        self._extra_headers = {}
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up waiting (accept_then_timeout)
 
 
 def _route(method: str, path: str) -> tuple[str, Handler, re.Match[str]] | None:

@@ -134,6 +134,33 @@ class Received:
         }
 
 
+# Fault modes, each a failure real vendors and the networks in front of them produce:
+FAULT_MODES = {
+    # the vendor acts on the request, then the answer comes too late for the client (a read
+    # timeout after the request was processed: the case a retry turns into a duplicate)
+    "accept_then_timeout",
+    # the vendor acts on the request, then the connection is reset before the answer (a load
+    # balancer's idle timeout, a deploy restarting the vendor's front end)
+    "accept_then_reset",
+    # 301 to https on the same host: a tracking domain that moved to TLS. RFC 9110 section
+    # 15.4.2; httpx does not follow redirects unless asked, so nothing was triggered
+    "redirect",
+    # a load balancer's HTML "502 Bad Gateway" page instead of the vendor's answer (AWS ALB,
+    # nginx): the vendor may or may not have seen the request
+    "html_502",
+    # 414 URI Too Long (RFC 9110 section 15.5.15): a front end refusing a long query string,
+    # as Zoho's trigger APIs carry up to 200 emails in one
+    "uri_too_long",
+    # 429 Too Many Requests with Retry-After (RFC 6585 section 4, RFC 9110 section 10.2.3)
+    "rate_limited",
+    # the access token was revoked (Zoho: INVALID_TOKEN; Altcraft: 403 "Invalid API token")
+    "token_refused",
+    # Zoho's accounts server refuses to mint: "You have made too many requests continuously"
+    # (10 access tokens per refresh token per 10 minutes)
+    "mint_refused",
+}
+
+
 @dataclass
 class Faults:
     """Switches for failure tests: applied to the next `times` vendor API calls."""
@@ -142,7 +169,13 @@ class Faults:
     delay_seconds: float = 0.0  # answer this late
     lock: bool = False  # answer with the lock code
     drop: bool = False  # close the connection without an answer
+    mode: str | None = None  # one of FAULT_MODES
+    retry_after: int = 5  # seconds, for rate_limited
     times: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode is not None and self.mode not in FAULT_MODES:
+            raise ValueError(f"unknown fault mode {self.mode!r}; known: {sorted(FAULT_MODES)}")
 
 
 class SimState:
@@ -154,6 +187,7 @@ class SimState:
         self.token_mints: list[float] = []
         self.faults = Faults()
         self.altcraft_launched: list[tuple[str, str]] = []  # (trigger, profile identifier)
+        self.zoho_triggered_new: list[tuple[str, str]] = []  # (trigger key, email) new to a flow
         self.limits = {
             api: CallLimit(calls, window, lock)
             for api, (calls, window, lock) in config.limits.items()
@@ -180,9 +214,12 @@ class SimState:
         expiry = self.tokens.get(token.strip())
         return scheme == "Zoho-oauthtoken" and expiry is not None and expiry > time.monotonic()
 
-    def take_fault(self) -> Faults | None:
+    def take_fault(self, api: str) -> Faults | None:
         with self.mutex:
             if self.faults.times <= 0:
+                return None
+            # the accounts server has one fault of its own; the vendor APIs have the rest
+            if (api == "zoho.oauth") != (self.faults.mode == "mint_refused"):
                 return None
             self.faults.times -= 1
             return Faults(**{**self.faults.__dict__})

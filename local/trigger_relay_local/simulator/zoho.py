@@ -53,6 +53,18 @@ def invalid_token(uri: str, fmt: str = "JSON") -> Answer:
     return error("INVALID_TOKEN", "invalid oauth token", uri, fmt)
 
 
+def mint_refused() -> Answer:
+    """The accounts server's answer past 10 tokens per refresh token per 10 minutes."""
+    return _json(
+        {
+            "error": "Access Denied",
+            "error_description": "You have made too many requests "
+            "continuously. Please try again after some time.",
+        },
+        status=400,
+    )
+
+
 def oauth_token(state: SimState, query: dict[str, str]) -> Answer:
     config = state.config
     if query.get("grant_type") != "refresh_token":
@@ -66,14 +78,7 @@ def oauth_token(state: SimState, query: dict[str, str]) -> Answer:
         return _json({"error": "invalid_code"})
     token = state.mint_token()
     if token is None:
-        return _json(
-            {
-                "error": "Access Denied",
-                "error_description": "You have made too many requests "
-                "continuously. Please try again after some time.",
-            },
-            status=400,
-        )
+        return mint_refused()
     return _json(
         {
             "access_token": token,
@@ -126,6 +131,7 @@ def trigger(
                 already.append(email)
             else:
                 flow.triggered.add(email.lower())
+                state.zoho_triggered_new.append((flow.trigger_key, email.lower()))
                 triggered.append(email)
     return _json(
         {
