@@ -58,9 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="quota, locks, queue and DLQ depth, rejected count")
     status.add_argument("--routes", type=Path, help="routes file, for each API's limits")
     redrive = commands.add_parser(
-        "redrive", help="DLQ and rejected records back to the ingest queue"
+        "redrive",
+        help="DLQ and rejected records back to the ingest queue; uncertain ones only when named",
     )
-    redrive.add_argument("--from", dest="source", choices=["all", "dlq", "rejected"], default="all")
+    redrive.add_argument(
+        "--from",
+        dest="source",
+        choices=["all", "dlq", "rejected", "uncertain"],
+        default="all",
+        help="all = dlq + rejected. uncertain: calls the vendor may have acted on; sending them "
+        "again may trigger twice, so they are redriven only when asked for by name",
+    )
     redrive.add_argument("--reason", help="only records whose reason contains this text")
     redrive.add_argument("--route", help="only records rejected on this route")
     sync = commands.add_parser("sync", help="run the recipients sync now")
@@ -134,6 +142,10 @@ def _run(args: argparse.Namespace) -> int:
             )
         if args.source in ("all", "rejected"):
             moved += operations.redrive_rejected(target, args.reason, args.route)
+        if args.source == "uncertain":
+            moved += operations.redrive_rejected(
+                target, args.reason, args.route, prefix=operations.UNCERTAIN
+            )
         print(f"redriven: {moved} record(s) back on the ingest queue")
         return 0
     if args.command == "sync":

@@ -10,14 +10,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from trigger_relay.events import BadEvent, from_eventbridge, from_sqs_body, is_eventbridge
+from trigger_relay.events import (
+    BadEvent,
+    event_identity,
+    from_eventbridge,
+    from_sqs_body,
+    is_eventbridge,
+)
+from trigger_relay.ledger import DeliveryLedger
+from trigger_relay.parking import REJECTED_PREFIX, UNCERTAIN_PREFIX
+from trigger_relay.queue_messages import Attribute, Handling, Outgoing, QueueWriter, unwrap
 from trigger_relay.routes import BadRecipient, RoutesFile
 
 from .explain import records_of
 from .status import format_status, quota_status
 from .target import Target
 
-REJECTED = "rejected/"
+REJECTED = REJECTED_PREFIX
+UNCERTAIN = UNCERTAIN_PREFIX
 REDRIVEN = "redriven/"
 
 
@@ -148,15 +158,15 @@ def _in_ledger(target: Target, keys: list[str]) -> set[str]:
     return DeliveryLedger(table, target.client("dynamodb")).delivered(keys)
 
 
-# ---------------------------------------------------------------- rejected store
+# ---------------------------------------------------------------- rejected and uncertain stores
 
 
-def rejected_objects(target: Target) -> Iterator[str]:
+def rejected_objects(target: Target, prefix: str = REJECTED) -> Iterator[str]:
     s3 = target.client("s3")
     bucket = target.outputs["RecipientsBucketName"]
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=REJECTED):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            if not item["Key"].startswith(REJECTED + REDRIVEN):
+            if not item["Key"].startswith(prefix + REDRIVEN):
                 yield item["Key"]
 
 
@@ -166,8 +176,8 @@ def _read_rows(target: Target, key: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in gzip.decompress(body).splitlines() if line]
 
 
-def rejected_rows(target: Target) -> list[dict[str, Any]]:
-    return [row for key in rejected_objects(target) for row in _read_rows(target, key)]
+def rejected_rows(target: Target, prefix: str = REJECTED) -> list[dict[str, Any]]:
+    return [row for key in rejected_objects(target, prefix) for row in _read_rows(target, key)]
 
 
 # ---------------------------------------------------------------- status
@@ -196,6 +206,8 @@ def status_lines(target: Target, routes: RoutesFile | None) -> list[str]:
             f"{attributes.get('ApproximateNumberOfMessagesDelayed', '0')} delayed"
         )
     lines.append(f"{'rejected store':<18} {len(rejected_rows(target))} record(s) under {REJECTED}")
+    uncertain = len(rejected_rows(target, UNCERTAIN))
+    lines.append(f"{'uncertain store':<18} {uncertain} record(s) under {UNCERTAIN}")
     return lines
 
 
@@ -225,59 +237,58 @@ def redrive_dlq(target: Target, match: Callable[[str], bool], show: bool = True)
         chosen = [m for m in messages if match(m["Body"])]
         seen += len(messages)
         if chosen:
-            sqs.send_message_batch(
-                QueueUrl=queue,
-                Entries=[
-                    {
-                        "Id": str(i),
-                        "MessageBody": m["Body"],
-                        "MessageAttributes": m.get("MessageAttributes", {}),
-                    }
-                    for i, m in enumerate(chosen)
-                ],
-            )
-            sqs.delete_message_batch(
-                QueueUrl=dlq,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(chosen)
-                ],
-            )
-            moved += len(chosen)
+            failed = QueueWriter(sqs, queue).send([_as_same_event(m) for m in chosen])
+            sent = [m for i, m in enumerate(chosen) if i not in failed]
+            if sent:
+                sqs.delete_message_batch(
+                    QueueUrl=dlq,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(sent)
+                    ],
+                )
+            moved += len(sent)
+            if failed:  # they stay in the DLQ; a rerun sends them
+                raise RuntimeError(f"{len(failed)} message(s) not sent: {set(failed.values())}")
         if show:
             progress(min(seen, total), max(total, seen), "DLQ     ")
     return moved
 
 
 def redrive_rejected(
-    target: Target, reason: str | None, route: str | None, show: bool = True
+    target: Target,
+    reason: str | None,
+    route: str | None,
+    show: bool = True,
+    prefix: str = REJECTED,
 ) -> int:
-    """Send stored rejected records back to the ingest queue, then file them under redriven/.
+    """Send stored records back to the ingest queue, as the same events, then file them under
+    <prefix>redriven/.
 
     Safe to interrupt and run again: an object is moved only after its records were sent, and
-    records that reach the vendor twice are stopped by the delivery ledger.
+    records that reach the vendor twice are stopped by the delivery ledger. From the uncertain
+    store (``prefix=UNCERTAIN``) the operator decides on purpose that those pairs may be sent
+    again: their ledger entries are dropped first, so the vendor is called once more.
     """
     s3 = target.client("s3")
-    sqs = target.client("sqs")
     bucket = target.outputs["RecipientsBucketName"]
-    keys = list(rejected_objects(target))
+    writer = QueueWriter(target.client("sqs"), target.outputs["IngestQueueUrl"])
+    ledger = DeliveryLedger(target.outputs["LedgerTableName"], target.client("dynamodb"))
+    keys = list(rejected_objects(target, prefix))
     moved = 0
     for index, key in enumerate(keys, 1):
         rows = _read_rows(target, key)
         chosen = [r for r in rows if _wanted(r, reason, route)]
-        for start in range(0, len(chosen), 10):
-            sqs.send_message_batch(
-                QueueUrl=target.outputs["IngestQueueUrl"],
-                Entries=[
-                    {"Id": str(i), "MessageBody": r["body"]}
-                    for i, r in enumerate(chosen[start : start + 10])
-                ],
-            )
+        if prefix == UNCERTAIN:
+            ledger.forget(k for r in chosen for k in r.get("ledger_keys", []))
+        failed = writer.send([_stored_as_same_event(r) for r in chosen])
+        if failed:
+            raise RuntimeError(f"{len(failed)} record(s) not sent back: {set(failed.values())}")
         kept = [r for r in rows if r not in chosen]
         if chosen:
             s3.put_object(
                 Bucket=bucket,
-                Key=REJECTED + REDRIVEN + key[len(REJECTED) :],
+                Key=prefix + REDRIVEN + key[len(prefix) :],
                 Body=_gzip_lines(chosen),
             )
             if kept:
@@ -286,8 +297,26 @@ def redrive_rejected(
                 s3.delete_object(Bucket=bucket, Key=key)
         moved += len(chosen)
         if show:
-            progress(index, len(keys), "rejected")
+            progress(index, len(keys), prefix.rstrip("/").ljust(9))
     return moved
+
+
+def _as_same_event(message: dict[str, Any]) -> Outgoing:
+    """A DLQ message as the relay first knew it: SQS kept its message id in the DLQ, and the
+    copy on the ingest queue carries that identity."""
+    attributes = {k: Attribute.from_sqs(v) for k, v in message.get("MessageAttributes", {}).items()}
+    queued = unwrap(message["Body"], attributes)
+    text = {k: v.text for k, v in queued.attributes.items() if v.text is not None}
+    event_id = queued.handling.event_id or event_identity(queued.body, message["MessageId"], text)
+    handling = Handling(event_id, queued.handling.deferrals, queued.handling.first_seen)
+    return Outgoing(queued.body, queued.attributes, handling)
+
+
+def _stored_as_same_event(row: dict[str, Any]) -> Outgoing:
+    """A stored record, with its attributes and identity, as a fresh start: its deferral count
+    and age begin again, since an operator sent it back on purpose."""
+    attributes = {k: Attribute.from_json(v) for k, v in (row.get("attributes") or {}).items()}
+    return Outgoing(row["body"], attributes, Handling(row.get("event_id")))
 
 
 def _wanted(row: dict[str, Any], reason: str | None, route: str | None) -> bool:

@@ -200,7 +200,12 @@ def _functions(
         name = resources[logical_id]
         config = lambda_.get_function_configuration(FunctionName=name)
         code_uri = load_template()["Resources"][logical_id]["Properties"]["CodeUri"]
-        environment = dict(config.get("Environment", {}).get("Variables", {}))
+        # Lambda's environment holds strings; CloudFormation turns a Number parameter into its
+        # text, where moto keeps the template's number.
+        environment = {
+            name: str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in config.get("Environment", {}).get("Variables", {}).items()
+        }
         environment["ROUTES_FILE"] = str(routes_file)
         mapping = next((m for m in mappings if m["FunctionArn"] == config["FunctionArn"]), None)
         if mapping is not None:

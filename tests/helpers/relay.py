@@ -173,11 +173,14 @@ class Relay:
                 self.aws["sqs"].delete_message(QueueUrl=self.queue_url, ReceiptHandle=handle)
 
     def stored(self, prefix: str) -> list[dict[str, Any]]:
+        """The records stored under prefix (rejected/ or uncertain/), not yet redriven."""
         import gzip
 
         s3 = self.aws["s3"]
         rows = []
         for item in s3.list_objects_v2(Bucket="bucket", Prefix=prefix).get("Contents", []):
+            if item["Key"].startswith(prefix + "redriven/"):
+                continue  # sent back by an operator
             data = s3.get_object(Bucket="bucket", Key=item["Key"])["Body"].read()
             rows += [json.loads(line) for line in gzip.decompress(data).splitlines() if line]
         return rows

@@ -320,3 +320,50 @@ def test_a_record_deferred_too_long_is_rejected_with_that_reason() -> None:
         (row,) = r.stored("rejected/")
         assert row["reasons"][0].startswith("deferred too long: 3 deferrals")
         assert vendor.launched == []
+
+
+def test_an_operator_redrives_uncertain_records_on_purpose_and_only_those_pairs_repeat() -> None:
+    from trigger_relay_local.operations import UNCERTAIN, redrive_rejected
+    from trigger_relay_local.target import Target
+
+    vendor = FakeAltcraft(faults=["accept_then_timeout"])
+    with relay(vendor=vendor) as r:
+        r.send(SIGNUP)
+        records = r.receive()
+        r.acknowledge(r.pipeline().process(records))
+        outputs = {
+            "RecipientsBucketName": "bucket",
+            "IngestQueueUrl": r.queue_url,
+            "LedgerTableName": "ledger",
+        }
+        moved = redrive_rejected(Target("t", outputs), None, None, show=False, prefix=UNCERTAIN)
+        assert moved == 1 and r.stored(UNCERTAIN_PREFIX) == []
+        (copy,) = r.receive()
+        assert copy.handling.event_id == records[0].record_id
+        report = r.pipeline().process([copy])
+        assert set(report.statuses.values()) == {Status.DELIVERED}
+        # the uncertain launch is repeated, as the operator chose; the delivered link is not
+        assert sorted(kind for kind, _ in vendor.launched) == ["84", "84", "link"]
+
+
+def test_a_rejected_record_redriven_keeps_its_identity_and_attributes() -> None:
+    from trigger_relay_local.operations import redrive_rejected
+    from trigger_relay_local.target import Target
+
+    vendor = FakeAltcraft(faults=[None, httpx.Response(301, headers={"Location": "https://x/"})])
+    with relay(vendor=vendor) as r:
+        r.send(SIGNUP, {"tenant": {"DataType": "Number", "StringValue": "7"}})
+        records = r.receive()
+        report = r.pipeline().process(records)
+        assert set(report.statuses.values()) == {Status.REJECTED}  # the link was redirected
+        r.acknowledge(report)
+        outputs = {
+            "RecipientsBucketName": "bucket",
+            "IngestQueueUrl": r.queue_url,
+            "LedgerTableName": "ledger",
+        }
+        assert redrive_rejected(Target("t", outputs), "redirected", None, show=False) == 1
+        (copy,) = r.receive()
+        assert copy.attributes == records[0].attributes
+        r.pipeline().process([copy])  # the link fixed; the launch is not repeated
+        assert sorted(kind for kind, _ in vendor.launched) == ["84", "link"]
