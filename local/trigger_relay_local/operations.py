@@ -279,17 +279,20 @@ def redrive_rejected(
     for index, key in enumerate(keys, 1):
         rows = _read_rows(target, key)
         chosen = [r for r in rows if _wanted(r, reason, route)]
-        if prefix == UNCERTAIN:
-            ledger.forget(k for r in chosen for k in r.get("ledger_keys", []))
-        failed = writer.send([_stored_as_same_event(r) for r in chosen])
+        sending = [_redriven_part(r, route) for r in chosen]
+        if prefix == UNCERTAIN:  # on purpose: these pairs may reach the vendor again
+            ledger.forget(k for part in sending for k in part.get("ledger_keys", []))
+        failed = writer.send([_stored_as_same_event(part) for part in sending])
         if failed:
             raise RuntimeError(f"{len(failed)} record(s) not sent back: {set(failed.values())}")
+        # what a route filter left of a chosen record stays in the store
         kept = [r for r in rows if r not in chosen]
+        kept += [rest for r in chosen if (rest := _remaining_part(r, route)) is not None]
         if chosen:
             s3.put_object(
                 Bucket=bucket,
                 Key=prefix + REDRIVEN + key[len(prefix) :],
-                Body=_gzip_lines(chosen),
+                Body=_gzip_lines(sending),
             )
             if kept:
                 s3.put_object(Bucket=bucket, Key=key, Body=_gzip_lines(kept))
@@ -299,6 +302,40 @@ def redrive_rejected(
         if show:
             progress(index, len(keys), prefix.rstrip("/").ljust(9))
     return moved
+
+
+def _route_of(reason: str) -> str | None:
+    """The route a stored reason is about: "<route>: …" or "route <route>: …"."""
+    head = reason.removeprefix("route ").split(":", 1)
+    return head[0] if len(head) == 2 and " " not in head[0] else None
+
+
+def _redriven_part(row: dict[str, Any], route: str | None) -> dict[str, Any]:
+    """The part of a stored record a redrive sends: every route it still had to settle, or the
+    one route asked for."""
+    if route is None:
+        return row
+    part = dict(row)
+    part["reasons"] = [r for r in row.get("reasons", []) if _route_of(r) == route]
+    part["handling"] = {**row.get("handling", {}), "r": [route]}
+    if "ledger_keys" in row:
+        part["ledger_keys"] = [k for k in row["ledger_keys"] if k.rsplit("#", 1)[1] == route]
+    return part
+
+
+def _remaining_part(row: dict[str, Any], route: str | None) -> dict[str, Any] | None:
+    """What stays stored when a redrive took one route of a record, or None."""
+    if route is None:
+        return None
+    pending = [r for r in (row.get("handling") or {}).get("r") or [] if r != route]
+    if not pending:
+        return None
+    rest = dict(row)
+    rest["reasons"] = [r for r in row.get("reasons", []) if _route_of(r) != route]
+    rest["handling"] = {**row.get("handling", {}), "r": pending}
+    if "ledger_keys" in row:
+        rest["ledger_keys"] = [k for k in row["ledger_keys"] if k.rsplit("#", 1)[1] != route]
+    return rest
 
 
 def _as_same_event(message: dict[str, Any]) -> Outgoing:
@@ -313,17 +350,22 @@ def _as_same_event(message: dict[str, Any]) -> Outgoing:
 
 
 def _stored_as_same_event(row: dict[str, Any]) -> Outgoing:
-    """A stored record, with its attributes and identity, as a fresh start: its deferral count
-    and age begin again, since an operator sent it back on purpose."""
+    """A stored record, with its attributes, identity and the routes it still had to settle
+    (so a delivered route is not repeated, even after the ledger forgot it), as a fresh start:
+    its deferral count and age begin again, since an operator sent it back on purpose."""
     attributes = {k: Attribute.from_json(v) for k, v in (row.get("attributes") or {}).items()}
-    return Outgoing(row["body"], attributes, Handling(row.get("event_id")))
+    routes = Handling.from_json(row.get("handling")).routes
+    return Outgoing(row["body"], attributes, Handling(row.get("event_id"), routes=routes))
 
 
 def _wanted(row: dict[str, Any], reason: str | None, route: str | None) -> bool:
-    reasons = " ".join(row.get("reasons", []))
-    return (reason is None or reason.lower() in reasons.lower()) and (
-        route is None or f"route {route}:" in reasons or reasons.startswith(f"{route}:")
-    )
+    reasons = row.get("reasons", [])
+    if reason is not None and not any(reason.lower() in r.lower() for r in reasons):
+        return False
+    if route is None:
+        return True
+    pending = (row.get("handling") or {}).get("r")
+    return any(_route_of(r) == route for r in reasons) or (pending is not None and route in pending)
 
 
 def _gzip_lines(rows: list[dict[str, Any]]) -> bytes:

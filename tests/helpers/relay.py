@@ -93,7 +93,10 @@ class FakeAltcraft:
             assert document["token"] == ALTCRAFT_TOKEN
             if "data" in document:  # bulk launch
                 trigger = str(document["trigger_id"])
-                self.launched += [(trigger, item["email"]) for item in document["data"]]
+                self.launched += [
+                    (trigger, str(item.get("email") or item.get("field_value")))
+                    for item in document["data"]
+                ]
             else:
                 self.launched.append((str(document["id"]), document.get("email", "")))
         if fault == "accept_then_timeout":

@@ -40,7 +40,7 @@ class SlowCredentials:
     def __init__(self, clock: Clock, delays: list[float]) -> None:
         self._clock, self._delays = clock, delays
 
-    def token(self, account_name: str, account: Account) -> str:
+    def token(self, account_name: str, account: Account, deadline: float | None = None) -> str:
         self._clock.now += self._delays.pop(0) if self._delays else 0.0
         return "token"
 

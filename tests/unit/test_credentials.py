@@ -113,8 +113,8 @@ def test_a_token_that_stays_invalid_is_not_refreshed_forever(dynamodb) -> None: 
     clock = Clock()
 
     class Revoking(ZohoTokens):
-        def get(self, account_name: str, account: Account) -> str:
-            super().get(account_name, account)
+        def get(self, account_name: str, account: Account, deadline: float | None = None) -> str:
+            super().get(account_name, account, deadline)
             zoho.valid = set()
             return "1000.revoked"
 

@@ -22,6 +22,7 @@ from .vendors.zoho_oauth import (
 )
 
 SECRET_MAX_AGE_SECONDS = 300
+MIN_MINT_SECONDS = 1.0  # a token is not minted with less time than this before the deadline
 
 
 def read_secret(name: str) -> dict[str, Any]:
@@ -132,11 +133,13 @@ class ZohoTokens:
         self._tokens: dict[str, AccessToken] = {}
         self._lock = threading.Lock()
 
-    def get(self, account_name: str, account: Account) -> str:
+    def get(self, account_name: str, account: Account, deadline: float | None = None) -> str:
+        """The account's token. With a ``deadline`` (epoch s), waiting on another Lambda's
+        lease and minting must end by then, or TokenError says so."""
         with self._lock:
             token = self._tokens.get(account_name)
             if token is None or not token.fresh(self._clock()):
-                token = self._fetch(account_name, account)
+                token = self._fetch(account_name, account, deadline)
                 self._tokens[account_name] = token
             return token.value
 
@@ -146,25 +149,35 @@ class ZohoTokens:
         if token is not None and self._shared is not None:
             self._shared.discard(account_name, token.value)
 
-    def _fetch(self, account_name: str, account: Account) -> AccessToken:
+    def _fetch(self, account_name: str, account: Account, deadline: float | None) -> AccessToken:
         if self._shared is None:
-            return self._mint(account)
-        deadline = self._clock() + SharedTokenStore.LEASE_SECONDS
+            return self._mint(account, deadline)
+        lease_ends = self._clock() + SharedTokenStore.LEASE_SECONDS
         while True:
             stored = self._shared.read(account_name)
             if stored is not None and stored.fresh(self._clock()):
                 return stored
             if self._shared.take_lease(account_name):
-                token = self._mint(account)
+                token = self._mint(account, deadline)
                 self._shared.write(account_name, token)
                 return token
-            if self._clock() >= deadline:  # the lease holder died: mint ourselves
-                return self._mint(account)
+            if self._clock() >= lease_ends:  # the lease holder died: mint ourselves
+                return self._mint(account, deadline)
+            if deadline is not None and self._clock() + 0.2 >= deadline:
+                raise TokenError("no time left to wait for another Lambda's token")
             self._sleep(0.2)
 
-    def _mint(self, account: Account) -> AccessToken:
+    def _mint(self, account: Account, deadline: float | None = None) -> AccessToken:
         secret = ZohoClientSecret.model_validate(self._secrets(account.secret))
         request = build_refresh(secret, account.data_centre, account.base_url)
+        if deadline is not None:
+            left = deadline - self._clock()
+            if left < MIN_MINT_SECONDS:
+                raise TokenError("no time left to mint a token")
+            # the four phases together within the time left
+            request.extensions["timeout"] = httpx.Timeout(
+                min(10.0, left / 4), connect=min(3.0, left / 4)
+            ).as_dict()
         return parse_refresh(self._http.send(request), self._clock())
 
 
@@ -201,10 +214,10 @@ class Credentials:
         self._zoho = zoho
         self._secrets = secrets
 
-    def token(self, account_name: str, account: Account) -> str:
+    def token(self, account_name: str, account: Account, deadline: float | None = None) -> str:
         try:
             if account.vendor == "zoho":
-                return self._zoho.get(account_name, account)
+                return self._zoho.get(account_name, account, deadline)
             token = self._secrets(account.secret).get("token")
             if not isinstance(token, str) or not token:
                 raise CredentialsError(f"secret {account.secret} holds no 'token'")

@@ -10,6 +10,8 @@ the time left before the deadline.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +33,18 @@ MIN_CALL_SECONDS = 1.0  # no call starts with less time than this before the dea
 CREDENTIALS_RETRY_SECONDS = 120.0  # an account whose credentials failed waits this long
 LATE_SLOTS = 3  # slots that came back too late to use, before the call is deferred
 LATENESS_KEPT = 0.25  # a slot with less than this share of its lateness allowance left is unused
+
+
+class CallOutlived(RuntimeError):
+    """The answer did not arrive whole before the invocation's deadline."""
+
+
+@functools.cache
+def _call_threads() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads that make the calls, so that a call can be abandoned at the deadline; shared by
+    every VendorCaller of the execution environment."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="vendor-call")
+
 
 # Transport errors raised before the request reached the vendor: repeating them is safe.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -57,15 +71,15 @@ def quota_key(account_name: str, account: Account, api: TriggerApi) -> str:
 
 def call_timeout(limit: Limit, slot_at: float, now: float, deadline: float) -> httpx.Timeout | None:
     """Timeouts for a call at ``now`` in the slot at ``slot_at``, or None when the slot came too
-    late to use (a slow DynamoDB answer, an overslept wait).
+    late to use (a slow DynamoDB answer, an overslept wait) or too close to the deadline.
 
     Waiting for a pooled connection and connecting (the time by which the request may reach
     the vendor late) share what is left of the limit's lateness allowance; all four phases
     together fit in the time left before the deadline."""
     lateness_left = limit.lateness_seconds - (now - slot_at)
-    if lateness_left < limit.lateness_seconds * LATENESS_KEPT:
-        return None
     left = deadline - now
+    if lateness_left < limit.lateness_seconds * LATENESS_KEPT or left < MIN_CALL_SECONDS / 2:
+        return None
     before_wire = min(HTTP_TIMEOUT.connect or 3.0, lateness_left / 2, left / 4)
     on_wire = min(HTTP_TIMEOUT.read or 10.0, (left - 2 * before_wire) / 2)
     return httpx.Timeout(connect=before_wire, pool=before_wire, write=on_wire, read=on_wire)
@@ -94,6 +108,7 @@ class VendorCaller:
         self._clock = clock
         self._sleep = sleep
         self._credential_failures: dict[str, str] = {}
+        self._pool = _call_threads()
         self.calls: list[CallStats] = []
         self.locks = 0  # vendor answers that locked an API
 
@@ -116,11 +131,11 @@ class VendorCaller:
         refreshed = False
         attempt = late_slots = 0
         while True:
+            if self._deadline - self._clock() < MIN_CALL_SECONDS:
+                return Deferred(self._clock(), "no time left in this invocation")
             token = self._token(account_name, account)
             if isinstance(token, Deferred):
                 return token
-            if self._deadline - self._clock() < MIN_CALL_SECONDS:
-                return Deferred(self._clock(), "no time left in this invocation")
             decision = self.quota.reserve(key, limit)
             if isinstance(decision, Denial):
                 reason = "vendor lock recorded" if decision.locked else "quota: no free slot"
@@ -165,12 +180,23 @@ class VendorCaller:
         failure = self._credential_failures.get(account_name)
         if failure is None:
             try:
-                return self._credentials.token(account_name, account)
+                return self._credentials.token(account_name, account, self._deadline)
             except CredentialsError as exc:
                 failure = f"credentials of account {account_name}: {exc}"
                 self._credential_failures[account_name] = failure
                 logger.warning("credentials unavailable", extra={"account": account_name})
         return Deferred(self._clock() + CREDENTIALS_RETRY_SECONDS, failure)
+
+    def _within(self, request: httpx.Request, seconds: float) -> httpx.Response:
+        """Send and read the whole answer within ``seconds``, whatever the server does: httpx's
+        timeouts bound each socket operation, so a server dripping its answer a byte at a
+        time would outlive them. Past the limit the call is abandoned (CallOutlived): its
+        thread ends by its own timeouts, and the answer is never counted."""
+        future = self._pool.submit(self._http.send, request)
+        try:
+            return future.result(timeout=max(0.0, seconds))
+        except concurrent.futures.TimeoutError:
+            raise CallOutlived(f"no complete answer within {seconds:.1f} s") from None
 
     def _send(
         self,
@@ -187,10 +213,12 @@ class VendorCaller:
         request.extensions["timeout"] = timeout.as_dict()
         started = self._clock()
         try:
-            response = self._http.send(request)
+            response = self._within(request, self._deadline - self._clock())
         except NOT_SENT as exc:
             result = CallResult.same_for_all(keys, Outcome.RETRY, f"not sent: {type(exc).__name__}")
-        except httpx.TransportError as exc:  # read timeout, reset after the request was written
+        except Exception as exc:
+            # a read timeout, a reset, an answer that would not decode, the deadline passing
+            # mid-answer: the vendor may have acted on it
             result = CallResult.same_for_all(
                 keys, Outcome.UNCERTAIN, f"no answer: {type(exc).__name__}; may have been acted on"
             )

@@ -67,6 +67,8 @@ class _Progress:
     uncertain: list[str] = field(default_factory=list)  # found now: to be stored
     uncertain_keys: list[str] = field(default_factory=list)
     uncertain_earlier: list[str] = field(default_factory=list)  # stored by an earlier run
+    routes: list[str] | None = None  # the routes this event is handled on (None: not parsed)
+    settled: set[str] = field(default_factory=set)  # routes delivered or uncertain
 
     def status(self) -> Status:
         if self.retry:
@@ -83,9 +85,25 @@ class _Progress:
         self.deferred.append(reason)
         self.deferred_until = max(self.deferred_until or 0, until)
 
-    def parked(self, reasons: list[str], keys: list[str] | None = None) -> ParkedRecord:
+    def pending(self) -> tuple[str, ...] | None:
+        """The routes still to settle, or None for every route (the event was never parsed)."""
+        if self.routes is None:
+            return None
+        return tuple(r for r in self.routes if r not in self.settled)
+
+    def parked(
+        self,
+        reasons: list[str],
+        keys: list[str] | None = None,
+        routes: tuple[str, ...] | None = None,
+    ) -> ParkedRecord:
         r = self.record
-        handling = Handling(self.event_id, r.handling.deferrals, r.handling.first_seen)
+        handling = Handling(
+            self.event_id,
+            r.handling.deferrals,
+            r.handling.first_seen,
+            self.pending() if routes is None else routes,
+        )
         return ParkedRecord(
             r.record_id, r.body, r.attributes, reasons, self.deferred_until, handling, keys or []
         )
@@ -155,17 +173,23 @@ class TriggerPipeline:
             )
             if key in claims.delivered:
                 record.delivered.append(f"{tag}: earlier")
+                record.settled.add(tag)
             elif key in claims.uncertain:
                 record.uncertain_earlier.append(f"{tag}: uncertain earlier, stored for an operator")
+                record.settled.add(tag)
             elif key in claims.lapsed:  # an invocation died holding it, perhaps mid-call
                 record.uncertain.append(f"{tag}: an earlier invocation ended without a result")
                 record.uncertain_keys.append(key)
+                record.settled.add(tag)
             elif key in claims.busy:  # SQS gave the same event to another invocation too
                 record.defer(f"{tag}: being delivered by another call", claims.busy[key] + 1)
             elif key in claims.mine:
                 pending.append(delivery)
 
-        queue = deque(plan_calls(pending))
+        refused: list[tuple[Delivery, str]] = []
+        queue = deque(plan_calls(pending, refused))
+        for delivery, reason in refused:  # released with the other claims not delivered
+            progress[delivery.record_id].rejected.append(reason)
         calls = recipients = 0
         while queue:
             call = queue.popleft()
@@ -221,7 +245,15 @@ class TriggerPipeline:
             return []
         state.event_id = event.event_id
         routes, errors = self._routes.decide(event)
-        state.rejected += errors
+        only = record.handling.routes
+        if only is not None:  # a copy: the routes settled before are not handled again
+            routes = [r for r in routes if r.name in only]
+            errors = {name: why for name, why in errors.items() if name in only}
+            if not routes and not errors:
+                state.rejected.append(f"routes {list(only)} no longer match this event")
+                return []
+        state.routes = [r.name for r in routes] + list(errors)
+        state.rejected += errors.values()
         if not routes and not errors:
             state.rejected.append(_no_route(event))
         deliveries = []
@@ -286,12 +318,14 @@ class TriggerPipeline:
                 outcome = result.by_recipient[key]
                 if outcome.outcome is Outcome.DELIVERED:
                     record.delivered.append(f"{tag}: {outcome.detail}")
+                    record.settled.add(tag)
                     delivered_keys.append(delivery.ledger_key)
                 elif outcome.outcome is Outcome.REJECTED:
                     record.rejected.append(f"{tag}: {outcome.detail}")
                 elif outcome.outcome is Outcome.UNCERTAIN:
                     record.uncertain.append(f"{tag}: {outcome.detail}")
                     record.uncertain_keys.append(delivery.ledger_key)
+                    record.settled.add(tag)
                 else:
                     record.retry.append(f"{tag}: {outcome.detail}")
         # Whatever happens to the ledger now, these pairs reached the vendor: their claims are
@@ -333,7 +367,10 @@ class TriggerPipeline:
         keys = [k for p in uncertain for k in p.uncertain_keys]
         try:
             key = self._uncertain.store(
-                [p.parked(p.uncertain, p.uncertain_keys) for p in uncertain]
+                [
+                    p.parked(p.uncertain, p.uncertain_keys, _routes_of(p.uncertain_keys))
+                    for p in uncertain
+                ]
             )
             logger.warning("uncertain records stored", extra={"count": len(uncertain), "key": key})
             self.ledger.remember(keys, outcome="uncertain")
@@ -375,6 +412,11 @@ class TriggerPipeline:
                 logger.exception("storing rejected records failed; records return through SQS")
                 for p in rejected:
                     p.retry.append("could not store the rejection")
+
+
+def _routes_of(ledger_keys: list[str]) -> tuple[str, ...]:
+    """The route names in ledger keys (``event#route``; route names hold no ``#``)."""
+    return tuple(dict.fromkeys(key.rsplit("#", 1)[1] for key in ledger_keys))
 
 
 def _no_route(event: InboundEvent) -> str:

@@ -47,16 +47,22 @@ class PlannedCall:
         ]
 
 
-def plan_calls(deliveries: list[Delivery]) -> list[PlannedCall]:
-    """Group by (account, action, target), dedupe recipients, cut as the API allows.
+def plan_calls(
+    deliveries: list[Delivery], refused: list[tuple[Delivery, str]] | None = None
+) -> list[PlannedCall]:
+    """Group by (account, action, target, delivery semantics), dedupe recipients, cut as the
+    API allows.
 
-    Deliveries keep their order, so the first calls carry the oldest records.
+    Deliveries keep their order, so the first calls carry the oldest records. A recipient no
+    call can carry (over a body cap on its own) is left out and, with ``refused`` given,
+    reported there with the reason; without it, planning raises.
     """
-    groups: dict[tuple[str, str, str], dict[str, list[Delivery]]] = {}
-    representative: dict[tuple[str, str, str], Route] = {}
+    groups: dict[tuple[str, str, str, bool], dict[str, list[Delivery]]] = {}
+    representative: dict[tuple[str, str, str, bool], Route] = {}
     for delivery in deliveries:
         route = delivery.route
-        group = (route.account, route.action, route.api.target(route.typed_params))
+        target = route.api.target(route.typed_params)
+        group = (route.account, route.action, target, route.repeat_safe)
         representative.setdefault(group, route)
         groups.setdefault(group, {}).setdefault(delivery.recipient.key, []).append(delivery)
 
@@ -64,6 +70,20 @@ def plan_calls(deliveries: list[Delivery]) -> list[PlannedCall]:
     for group, by_key in groups.items():
         route = representative[group]
         recipients = [same_key[0].recipient for same_key in by_key.values()]
-        for chunk in route.api.chunk(recipients, route.typed_params):
+        try:
+            chunks = route.api.chunk(recipients, route.typed_params)
+        except ValueError:
+            if refused is None:
+                raise
+            carried = []
+            for recipient in recipients:
+                try:
+                    route.api.chunk([recipient], route.typed_params)
+                except ValueError as exc:
+                    refused += [(d, f"{d.route.name}: {exc}") for d in by_key[recipient.key]]
+                else:
+                    carried.append(recipient)
+            chunks = route.api.chunk(carried, route.typed_params) if carried else []
+        for chunk in chunks:
             calls.append(PlannedCall(group[0], route, {r.key: by_key[r.key] for r in chunk}))
     return calls

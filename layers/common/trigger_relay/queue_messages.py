@@ -117,13 +117,20 @@ class Handling:
     event_id: str | None = None  # the identity the ledger knew the event by
     deferrals: int = 0  # how often it was deferred so far
     first_seen: float | None = None  # epoch seconds it first reached the relay
+    # The routes still to settle: the others were delivered (or are uncertain) already. Kept
+    # with the record so that a copy handled after the ledger forgot it (an operator's redrive
+    # a day later) does not repeat them. None: every route the event matches.
+    routes: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             k: v
             for k, v in (("id", self.event_id), ("n", self.deferrals), ("t0", self.first_seen))
             if v
         }
+        if self.routes is not None:
+            document["r"] = list(self.routes)
+        return document
 
     @classmethod
     def from_json(cls, value: object) -> Handling:
@@ -132,10 +139,12 @@ class Handling:
         event_id = value.get("id")
         first_seen = value.get("t0")
         deferrals = value.get("n", 0)
+        routes = value.get("r")
         return cls(
             str(event_id) if event_id else None,
             deferrals if isinstance(deferrals, int) and deferrals >= 0 else 0,
             float(first_seen) if isinstance(first_seen, int | float) else None,
+            tuple(str(r) for r in routes) if isinstance(routes, list) else None,
         )
 
 

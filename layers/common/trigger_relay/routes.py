@@ -247,19 +247,19 @@ class RoutesFile(BaseModel):
         evaluated on it."""
         matched, errors = self.decide(event)
         if errors:
-            raise MatchError("; ".join(errors))
+            raise MatchError("; ".join(errors.values()))
         return matched
 
-    def decide(self, event: InboundEvent) -> tuple[list[Route], list[str]]:
-        """The routes the event matches, and why each route whose condition could not be
-        evaluated on it failed: one route's error leaves the others' decisions standing."""
-        matched, errors = [], []
+    def decide(self, event: InboundEvent) -> tuple[list[Route], dict[str, str]]:
+        """The routes the event matches, and for each route whose condition could not be
+        evaluated on it, why: one route's error leaves the others' decisions standing."""
+        matched, errors = [], {}
         for route in self.routes:
             try:
                 if route.match.why_not(event) is None:
                     matched.append(route)
             except MatchError as exc:
-                errors.append(f"route {route.name}: {exc}")
+                errors[route.name] = f"route {route.name}: {exc}"
         return matched, errors
 
 

@@ -84,18 +84,22 @@ class CallResult:
         )
 
 
+MAX_RETRY_AFTER_SECONDS = 6 * 3600.0  # a longer wait is taken as this: the deferral cap decides
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """A Retry-After header's wait in seconds: delay-seconds or an HTTP date."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+    wait = moment.timestamp() - (time.time() if now is None else now)
+    return min(max(0.0, wait), MAX_RETRY_AFTER_SECONDS)
 
 
 def http_failure(response: httpx.Response, keys: list[str]) -> CallResult | None:

@@ -1,0 +1,223 @@
+"""Edges of exactly-once found by reading the code against httpx's and the vendors' behaviour:
+answers that do not decode, recipients no call can carry, operators redriving one route or a day
+later, servers that drip their answer, token mints near the deadline, routes merged into one
+call with different delivery semantics. Each test counts at the vendor."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+
+from tests.helpers.relay import FakeAltcraft, relay
+from trigger_relay.delivery import HTTP_TIMEOUT, MIN_CALL_SECONDS
+from trigger_relay.parking import UNCERTAIN_PREFIX
+from trigger_relay.pipeline import Status
+from trigger_relay_local.operations import UNCERTAIN, redrive_rejected
+from trigger_relay_local.target import Target
+
+SIGNUP = {"type": "user.signed_up", "user": {"email": "ana@example.com"}}
+ONE_LAUNCH_ROUTE = """
+accounts:
+  ac: {vendor: altcraft, secret: trigger-relay/altcraft, base_url: "https://ac.example.com"}
+routes:
+  - name: welcome-launch
+    match: {type: user.signed_up}
+    action: altcraft.trigger
+    account: ac
+    params: {id: 84}
+    mapping: {email: user.email}
+"""
+
+
+def _target(r) -> Target:
+    outputs = {
+        "RecipientsBucketName": "bucket",
+        "IngestQueueUrl": r.queue_url,
+        "LedgerTableName": "ledger",
+    }
+    return Target("t", outputs)
+
+
+def test_an_accepted_call_whose_answer_will_not_decode_is_not_launched_again() -> None:
+    """A proxy mangles the gzip answer: httpx raises DecodingError after Altcraft launched."""
+    altcraft = FakeAltcraft()
+    mangle = [True]
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        answer = altcraft(request)
+        if mangle and mangle.pop():
+            headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+            return httpx.Response(200, headers=headers, content=b"\x1f\x8b garbled")
+        return answer
+
+    with relay(ONE_LAUNCH_ROUTE, vendor=vendor) as r:
+        r.send(SIGNUP)
+        records = r.receive()
+        first = r.pipeline().process(records)
+        assert set(first.statuses.values()) == {Status.UNCERTAIN}
+        assert "DecodingError" in first.reasons[records[0].record_id][0]
+        r.clock.now += 400
+        r.pipeline().process(records)  # SQS delivers it again anyway
+        assert len(altcraft.launched) == 1
+
+
+def test_a_recipient_no_call_can_carry_is_rejected_alone() -> None:
+    routes = ONE_LAUNCH_ROUTE.replace(
+        "action: altcraft.trigger\n    account: ac\n    params: {id: 84}\n"
+        "    mapping: {email: user.email}",
+        "action: altcraft.bulk_trigger\n    account: ac\n    params: {trigger_id: 8, matching: "
+        "custom, field_name: CRM_ID, max_body_bytes: 1024}\n    mapping: {field_value: user.crm}",
+    )
+    vendor = FakeAltcraft()
+    with relay(routes, vendor=vendor) as r:
+        r.send({"type": "user.signed_up", "user": {"crm": "x" * 2000}})
+        r.send({"type": "user.signed_up", "user": {"crm": "42"}})
+        records = r.receive()
+        report = r.pipeline().process(records)
+        by_body = {("42" in x.body): report.statuses[x.record_id] for x in records}
+        assert by_body == {True: Status.DELIVERED, False: Status.REJECTED}
+        big = next(x.record_id for x in records if "xxxx" in x.body)
+        assert "alone exceeds the body cap" in report.reasons[big][0]
+        assert vendor.launched == [("8", "42")]
+
+
+def test_redriving_one_uncertain_route_repeats_that_pair_only_and_keeps_the_other() -> None:
+    vendor = FakeAltcraft(faults=["accept_then_timeout", "accept_then_timeout"])
+    with relay(vendor=vendor) as r:
+        r.send(SIGNUP)
+        r.acknowledge(r.pipeline().process(r.receive()))
+        (row,) = r.stored(UNCERTAIN_PREFIX)
+        assert len(row["ledger_keys"]) == 2
+        assert redrive_rejected(_target(r), None, "welcome-link", False, UNCERTAIN) == 1
+        (left,) = r.stored(UNCERTAIN_PREFIX)  # the other route stays for its own decision
+        assert [k.rsplit("#", 1)[1] for k in left["ledger_keys"]] == ["welcome-launch"]
+        r.pipeline().process(r.receive())
+        assert sorted(k for k, _ in vendor.launched) == ["84", "link", "link"]
+
+
+def test_a_redrive_a_day_later_does_not_repeat_what_was_delivered() -> None:
+    """The ledger forgets after 24 h; the stored record remembers which routes were left."""
+    vendor = FakeAltcraft(faults=["accept_then_timeout", None])
+    with relay(vendor=vendor) as r:
+        r.send(SIGNUP)
+        r.acknowledge(r.pipeline().process(r.receive()))
+        r.clock.now += 25 * 3600  # the operator checks Altcraft the next day
+        assert redrive_rejected(_target(r), None, None, False, UNCERTAIN) == 1
+        report = r.pipeline().process(r.receive())
+        assert set(report.statuses.values()) == {Status.DELIVERED}
+        assert sorted(k for k, _ in vendor.launched) == ["84", "84", "link"]
+
+    vendor = FakeAltcraft(faults=[None, httpx.Response(301, headers={"Location": "https://x/"})])
+    with relay(vendor=vendor) as r:
+        r.send(SIGNUP)
+        r.acknowledge(r.pipeline().process(r.receive()))  # the link was redirected
+        r.clock.now += 25 * 3600  # fixed the next day
+        assert redrive_rejected(_target(r), "redirected", None, show=False) == 1
+        r.pipeline().process(r.receive())
+        assert sorted(k for k, _ in vendor.launched) == ["84", "link"]
+
+
+def _dripping_server(body: bytes) -> tuple[int, threading.Event]:
+    """Answers headers at once, then the body a byte every 0.2 s: under every read timeout."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        connection, _ = server.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += connection.recv(4096)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        connection.sendall(head % len(body))
+        for i in range(len(body)):
+            if stop.is_set():
+                break
+            connection.sendall(body[i : i + 1])
+            time.sleep(0.2)
+        connection.close()
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server.getsockname()[1], stop
+
+
+def test_a_server_dripping_its_answer_cannot_keep_a_call_past_the_deadline() -> None:
+    port, stop = _dripping_server(b'{"error": 0, "error_text": "Successful operation"}')
+    routes = ONE_LAUNCH_ROUTE.replace("https://ac.example.com", f"http://127.0.0.1:{port}")
+    with relay(routes) as r:
+        r.send(SIGNUP)
+        pipeline = r.pipeline(seconds_left=3.0)
+        pipeline.caller._http = httpx.Client(timeout=HTTP_TIMEOUT)  # as clients.http() makes it
+        started = time.monotonic()
+        report = pipeline.process(r.receive())
+        elapsed = time.monotonic() - started
+        stop.set()
+        assert set(report.statuses.values()) == {Status.UNCERTAIN}  # it may have launched
+        assert elapsed < 3.0 + 0.5  # abandoned at the deadline (10 s before Lambda's end)
+
+
+ZOHO_ROUTE = """
+accounts:
+  zoho-main: {vendor: zoho, data_centre: com, secret: trigger-relay/zoho-main}
+routes:
+  - name: welcome-workflow
+    match: {type: user.signed_up}
+    action: zoho_campaigns.workflow_trigger
+    account: zoho-main
+    params: {workflow_key: w, trigger_key: t, list_key: l}
+    mapping: {email: user.email}
+"""
+
+
+def test_no_token_mint_starts_that_could_outlive_the_invocation() -> None:
+    seen: list[tuple[str, dict]] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.extensions.get("timeout") or {}))
+        if request.url.path == "/oauth/v2/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        return httpx.Response(200, json={"code": "200", "status": "success"})
+
+    for seconds_left in (MIN_CALL_SECONDS / 2, 2.0):
+        with relay(ZOHO_ROUTE, vendor=vendor) as r:
+            r.secrets["trigger-relay/zoho-main"] = {
+                "client_id": "id",
+                "client_secret": "s",
+                "refresh_token": "rt",
+            }
+            r.send(SIGNUP)
+            pipeline = r.pipeline(seconds_left=seconds_left)
+            client = httpx.Client(timeout=HTTP_TIMEOUT, transport=httpx.MockTransport(vendor))
+            pipeline.caller._credentials._zoho._http = client  # type: ignore[attr-defined]
+            pipeline.process(r.receive())
+            for path, timeout in seen:
+                assert sum(v for v in timeout.values() if v) <= seconds_left, (path, timeout)
+            seen.clear()
+
+
+def test_routes_with_different_delivery_semantics_are_not_merged_into_one_call() -> None:
+    routes = (
+        ONE_LAUNCH_ROUTE
+        + """
+  - name: vip-launch
+    match: {type: user.signed_up, fields: {user.vip: true}}
+    action: altcraft.trigger
+    account: ac
+    params: {id: 84}
+    delivery: at_least_once
+    mapping: {email: user.email}
+"""
+    )
+    vendor = FakeAltcraft(faults=["accept_then_timeout", "accept_then_timeout"])
+    with relay(routes, vendor=vendor) as r:
+        r.send({"type": "user.signed_up", "user": {"email": "a@x.co", "vip": True}})
+        (record,) = r.receive()
+        report = r.pipeline().process([record])
+        reasons = report.reasons[record.record_id]
+        assert any(x.startswith("welcome-launch") and "may have been" in x for x in reasons)
+        assert not any(x.startswith("vip-launch") for x in reasons)  # repeated, delivered
