@@ -39,23 +39,40 @@ REGION = "eu-west-1"
 ALTCRAFT_TOKEN = "altcraft-secret-token"
 SECRETS = {"trigger-relay/altcraft": {"token": ALTCRAFT_TOKEN}}
 
-ALTCRAFT_ROUTES = """
+ACCOUNTS = """
 accounts:
   ac: {vendor: altcraft, secret: trigger-relay/altcraft, base_url: "https://ac.example.com"}
 routes:
-  - name: welcome-launch
-    match: {type: user.signed_up}
-    action: altcraft.trigger
-    account: ac
-    params: {id: 84}
-    mapping: {email: user.email}
-  - name: welcome-link
-    match: {type: user.signed_up}
-    action: altcraft.trigger_link
-    account: ac
-    params: {link: "https://trk.example.com/trg/465ea6fe"}
-    mapping: {email: user.email}
 """
+
+
+def route(
+    name: str,
+    action: str,
+    params: str,
+    *,
+    account: str = "ac",
+    match: str = "{type: user.signed_up}",
+    mapping: str = "{email: user.email}",
+    extra: str = "",
+) -> str:
+    """One route of a routes file, in YAML; ``extra`` adds keys such as ``delivery: ...``."""
+    lines = [
+        f"  - name: {name}",
+        f"    match: {match}",
+        f"    action: {action}",
+        f"    account: {account}",
+        f"    params: {params}",
+        f"    mapping: {mapping}",
+    ]
+    return "\n".join(lines + ([f"    {extra}"] if extra else [])) + "\n"
+
+
+LAUNCH = route("welcome-launch", "altcraft.trigger", "{id: 84}")
+LINK = route(
+    "welcome-link", "altcraft.trigger_link", '{link: "https://trk.example.com/trg/465ea6fe"}'
+)
+ALTCRAFT_ROUTES = ACCOUNTS + LAUNCH + LINK
 
 
 class Clock:

@@ -46,6 +46,7 @@ from trigger_relay.routes import load_routes
 from trigger_relay_local.embedded import Embedded, embedded_stack
 from trigger_relay_local.poller import lambda_record
 from trigger_relay_local.simulator import SimConfig
+from trigger_relay_local.simulator.state import FAULT_MODES
 
 pytestmark = pytest.mark.integration
 
@@ -78,16 +79,7 @@ routes:
     mapping: {email: user.email}
 """
 LINK = "link:465ea6fedf0a75fa9ee0b5fb8f9d5fe89af34054909af8bb"
-VENDOR_FAULTS = [
-    "accept_then_timeout",
-    "accept_then_reset",
-    "redirect",
-    "html_502",
-    "uri_too_long",
-    "rate_limited",
-    "token_refused",
-    "mint_refused",
-]
+VENDOR_FAULTS = sorted(FAULT_MODES)  # every named failure of the simulator
 
 
 class Killed(BaseException):

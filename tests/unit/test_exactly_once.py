@@ -9,7 +9,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.helpers.relay import ALTCRAFT_ROUTES, FakeAltcraft, relay
+from tests.helpers.relay import ACCOUNTS, ALTCRAFT_ROUTES, LINK, FakeAltcraft, relay, route
 from trigger_relay.parking import UNCERTAIN_PREFIX, DeferralLimit
 from trigger_relay.pipeline import Status
 
@@ -118,9 +118,10 @@ def test_altcraft_accepting_then_timing_out_is_launched_once_and_stored_uncertai
 
 
 def test_at_least_once_routes_repeat_a_maybe_accepted_call() -> None:
-    routes = ALTCRAFT_ROUTES.replace(
-        "params: {id: 84}", "params: {id: 84}\n    delivery: at_least_once"
+    launch = route(
+        "welcome-launch", "altcraft.trigger", "{id: 84}", extra="delivery: at_least_once"
     )
+    routes = ACCOUNTS + launch + LINK
     vendor = FakeAltcraft(faults=["accept_then_timeout"])
     with relay(routes, vendor=vendor) as r:
         r.send(SIGNUP)
@@ -160,11 +161,7 @@ def test_a_refused_connection_is_retried_at_once_it_never_reached_altcraft() -> 
 def test_only_a_2xx_that_says_success_is_a_delivery(
     answer: httpx.Response, status: Status, reason: str
 ) -> None:
-    routes = (
-        ALTCRAFT_ROUTES.split("  - name: welcome-launch")[0]
-        + "  - name: welcome-link"
-        + (ALTCRAFT_ROUTES.split("  - name: welcome-link")[1])
-    )
+    routes = ACCOUNTS + LINK
     vendor = FakeAltcraft(faults=[answer])
     with relay(routes, vendor=vendor) as r:
         r.send(SIGNUP)
@@ -175,17 +172,7 @@ def test_only_a_2xx_that_says_success_is_a_delivery(
 
 
 def test_a_414_splits_the_call_and_every_recipient_is_launched_once() -> None:
-    routes = """
-accounts:
-  ac: {vendor: altcraft, secret: trigger-relay/altcraft, base_url: "https://ac.example.com"}
-routes:
-  - name: bulk
-    match: {type: user.signed_up}
-    action: altcraft.bulk_trigger
-    account: ac
-    params: {trigger_id: 8}
-    mapping: {email: user.email}
-"""
+    routes = ACCOUNTS + route("bulk", "altcraft.bulk_trigger", "{trigger_id: 8}")
     vendor = FakeAltcraft(faults=[httpx.Response(414), httpx.Response(414)])
     with relay(routes, vendor=vendor) as r:
         for i in range(5):
@@ -199,18 +186,8 @@ routes:
 
 
 def test_a_route_condition_that_fails_on_one_record_rejects_that_record_only() -> None:
-    routes = (
-        ALTCRAFT_ROUTES.replace(
-            "match: {type: user.signed_up}\n    action: altcraft.trigger\n",
-            "match: {type: user.signed_up, fields: {\"contains(user.tags, 'vip')\": true}}\n"
-            "    action: altcraft.trigger\n",
-        )
-        .replace(
-            "mapping: {email: user.email}\n  - name: welcome-link",
-            "mapping: {email: user.email}\n  - name: never",
-        )
-        .split("  - name: never")[0]
-    )
+    vip = "{type: user.signed_up, fields: {\"contains(user.tags, 'vip')\": true}}"
+    routes = ACCOUNTS + route("welcome-launch", "altcraft.trigger", "{id: 84}", match=vip)
     vendor = FakeAltcraft()
     with relay(routes, vendor=vendor) as r:
         r.send({"type": "user.signed_up", "user": {"email": "a@x.co", "tags": 7}})
@@ -239,21 +216,15 @@ def test_a_route_condition_that_fails_on_one_record_rejects_that_record_only() -
     ],
 )
 def test_one_accounts_credentials_failing_defers_its_records_alone(secrets: dict) -> None:
-    routes = (
-        ALTCRAFT_ROUTES
-        + """
-  - name: order-launch
-    match: {type: order.placed}
-    action: altcraft.trigger
-    account: ac2
-    params: {id: 85}
-    mapping: {email: customer.email}
-""".replace("\n", "\n", 1)
-    )
-    routes = routes.replace(
-        "accounts:\n",
-        'accounts:\n  ac2: {vendor: altcraft, secret: trigger-relay/altcraft2, base_url: "https://b.example.com"}\n',
-    )
+    order = route(
+        "order-launch",
+        "altcraft.trigger",
+        "{id: 85}",
+        account="ac2",
+        mapping="{email: customer.email}",
+    ).replace("{type: user.signed_up}", "{type: order.placed}")
+    second = '  ac2: {vendor: altcraft, secret: trigger-relay/altcraft2, base_url: "https://b.x"}\n'
+    routes = (ALTCRAFT_ROUTES + order).replace("accounts:\n", "accounts:\n" + second)
     vendor = FakeAltcraft()
     with relay(routes, vendor=vendor) as r:
         r.secrets.update(secrets)

@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from tests.helpers.relay import FakeAltcraft, relay
+from tests.helpers.relay import ACCOUNTS, LAUNCH, FakeAltcraft, relay, route
 from trigger_relay.delivery import HTTP_TIMEOUT, MIN_CALL_SECONDS
 from trigger_relay.parking import UNCERTAIN_PREFIX
 from trigger_relay.pipeline import Status
@@ -19,17 +19,7 @@ from trigger_relay_local.operations import UNCERTAIN, redrive_rejected
 from trigger_relay_local.target import Target
 
 SIGNUP = {"type": "user.signed_up", "user": {"email": "ana@example.com"}}
-ONE_LAUNCH_ROUTE = """
-accounts:
-  ac: {vendor: altcraft, secret: trigger-relay/altcraft, base_url: "https://ac.example.com"}
-routes:
-  - name: welcome-launch
-    match: {type: user.signed_up}
-    action: altcraft.trigger
-    account: ac
-    params: {id: 84}
-    mapping: {email: user.email}
-"""
+ONE_LAUNCH_ROUTE = ACCOUNTS + LAUNCH
 
 
 def _target(r) -> Target:
@@ -65,12 +55,9 @@ def test_an_accepted_call_whose_answer_will_not_decode_is_not_launched_again() -
 
 
 def test_a_recipient_no_call_can_carry_is_rejected_alone() -> None:
-    routes = ONE_LAUNCH_ROUTE.replace(
-        "action: altcraft.trigger\n    account: ac\n    params: {id: 84}\n"
-        "    mapping: {email: user.email}",
-        "action: altcraft.bulk_trigger\n    account: ac\n    params: {trigger_id: 8, matching: "
-        "custom, field_name: CRM_ID, max_body_bytes: 1024}\n    mapping: {field_value: user.crm}",
-    )
+    params = "{trigger_id: 8, matching: custom, field_name: CRM_ID, max_body_bytes: 1024}"
+    bulk = route("crm-bulk", "altcraft.bulk_trigger", params, mapping="{field_value: user.crm}")
+    routes = ACCOUNTS + bulk
     vendor = FakeAltcraft()
     with relay(routes, vendor=vendor) as r:
         r.send({"type": "user.signed_up", "user": {"crm": "x" * 2000}})
@@ -201,18 +188,14 @@ def test_no_token_mint_starts_that_could_outlive_the_invocation() -> None:
 
 
 def test_routes_with_different_delivery_semantics_are_not_merged_into_one_call() -> None:
-    routes = (
-        ONE_LAUNCH_ROUTE
-        + """
-  - name: vip-launch
-    match: {type: user.signed_up, fields: {user.vip: true}}
-    action: altcraft.trigger
-    account: ac
-    params: {id: 84}
-    delivery: at_least_once
-    mapping: {email: user.email}
-"""
+    vip = route(
+        "vip-launch",
+        "altcraft.trigger",
+        "{id: 84}",
+        match="{type: user.signed_up, fields: {user.vip: true}}",
+        extra="delivery: at_least_once",
     )
+    routes = ONE_LAUNCH_ROUTE + vip
     vendor = FakeAltcraft(faults=["accept_then_timeout", "accept_then_timeout"])
     with relay(routes, vendor=vendor) as r:
         r.send({"type": "user.signed_up", "user": {"email": "a@x.co", "vip": True}})

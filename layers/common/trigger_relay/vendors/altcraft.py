@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape  # nosec B406 - escapes what we write, parse
 import httpx
 
 from ..safe_xml import UnsafeXml, parse_xml
-from .outcomes import CallResult, Outcome, http_failure, unreadable
+from .outcomes import CallResult, Outcome, RecipientOutcome, http_failure, unreadable
 
 Format = Literal["json", "xml"]
 MAX_BODY_BYTES = 10 * 1024 * 1024  # "The request body size is limited by default to 10 Mb"
@@ -103,3 +103,17 @@ def error_result(answer: dict[str, Any], keys: list[str], status_code: int) -> C
 
 def json_body(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(", ", ": ")).encode("utf-8")
+
+
+def launch_result(response: httpx.Response, keys: list[str]) -> CallResult:
+    """A single launch's answer (launch v1.1, the v1.0 link): every recipient launched on
+    ``error`` 0, otherwise the outcome its status, body or code decides."""
+    answer = read_answer(response, keys, "json")
+    if isinstance(answer, CallResult):
+        return answer
+    error = error_result(answer, keys, response.status_code)
+    if error is not None:
+        return error
+    return CallResult(
+        {k: RecipientOutcome(Outcome.DELIVERED, "launched") for k in keys}, vendor_code="0"
+    )

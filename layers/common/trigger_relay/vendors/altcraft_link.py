@@ -16,8 +16,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .altcraft import AltcraftApi, error_result, json_body, read_answer
-from .outcomes import CallResult, Outcome, RecipientOutcome
+from .altcraft import AltcraftApi, json_body, launch_result
+from .outcomes import CallResult
 from .recipients import Email
 from .xxh64 import xxh64_hex
 
@@ -137,17 +137,7 @@ class AltcraftLink(AltcraftApi):
     def parse(
         self, response: httpx.Response, recipients: list[LinkRecipient], codes: object = None
     ) -> CallResult:
-        keys = [r.key for r in recipients]
-        answer = read_answer(response, keys, "json")
-        if isinstance(answer, CallResult):
-            return answer
-        error = error_result(answer, keys, response.status_code)
-        if error is not None:
-            return error
-        return CallResult(
-            {k: RecipientOutcome(Outcome.DELIVERED, "launched") for k in keys},
-            vendor_code=str(response.status_code),
-        )
+        return launch_result(response, [r.key for r in recipients])
 
 
 ALTCRAFT_LINK = AltcraftLink()

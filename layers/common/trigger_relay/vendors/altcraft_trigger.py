@@ -17,8 +17,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .altcraft import AltcraftApi, error_result, json_body, read_answer
-from .outcomes import CallResult, Outcome, RecipientOutcome
+from .altcraft import AltcraftApi, json_body, launch_result
+from .outcomes import CallResult
 from .recipients import Email
 
 PATH = "/api/v1.1/campaigns/triggers/start/"
@@ -218,16 +218,7 @@ class AltcraftTrigger(AltcraftApi):
     def parse(
         self, response: httpx.Response, recipients: list[ProfileRecipient], codes: object = None
     ) -> CallResult:
-        keys = [r.key for r in recipients]
-        answer = read_answer(response, keys, "json")
-        if isinstance(answer, CallResult):
-            return answer
-        error = error_result(answer, keys, response.status_code)
-        if error is not None:
-            return error
-        return CallResult(
-            {k: RecipientOutcome(Outcome.DELIVERED, "launched") for k in keys}, vendor_code="0"
-        )
+        return launch_result(response, [r.key for r in recipients])
 
 
 ALTCRAFT_TRIGGER = AltcraftTrigger()
