@@ -109,6 +109,7 @@ def run_demo(workdir: Path = WORKDIR, out: Any = print) -> dict[str, Any]:
         out(
             f"Outcomes: delivered {int(metrics['EventsDelivered'])}, deferred "
             f"{int(metrics['EventsDeferred'])}, rejected {int(metrics['EventsRejected'])}, "
+            f"uncertain {int(metrics.get('EventsUncertain', 0))}, "
             f"retry {int(metrics['EventsRetry'])}"
         )
         out("\nVendor calls (as the simulator received them):")
