@@ -204,3 +204,26 @@ def test_routes_with_different_delivery_semantics_are_not_merged_into_one_call()
         reasons = report.reasons[record.record_id]
         assert any(x.startswith("welcome-launch") and "may have been" in x for x in reasons)
         assert not any(x.startswith("vip-launch") for x in reasons)  # repeated, delivered
+
+
+def test_a_call_that_never_got_a_thread_before_the_deadline_is_never_sent() -> None:
+    """Abandoned calls can hold every call thread; a call queued behind them until the deadline
+    must not be sent later (it is cancelled, and retried as certainly not sent)."""
+    from trigger_relay.delivery import _call_threads
+
+    release = threading.Event()
+    blockers = [_call_threads().submit(release.wait, 30) for _ in range(8)]
+    vendor = FakeAltcraft()
+    try:
+        with relay(ONE_LAUNCH_ROUTE, vendor=vendor) as r:
+            r.send(SIGNUP)
+            report = r.pipeline(seconds_left=2.0).process(r.receive())
+            (reasons,) = report.reasons.values()
+            assert set(report.statuses.values()) == {Status.RETRY}
+            assert "not sent: NotStartedInTime" in reasons[0]
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result(timeout=5)
+    time.sleep(0.2)
+    assert vendor.requests == 0  # the cancelled call was not sent afterwards either

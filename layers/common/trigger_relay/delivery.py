@@ -39,6 +39,10 @@ class CallOutlived(RuntimeError):
     """The answer did not arrive whole before the invocation's deadline."""
 
 
+class NotStartedInTime(RuntimeError):
+    """Every call thread was busy until the deadline: the request was never sent."""
+
+
 @functools.cache
 def _call_threads() -> concurrent.futures.ThreadPoolExecutor:
     """Threads that make the calls, so that a call can be abandoned at the deadline; shared by
@@ -47,7 +51,13 @@ def _call_threads() -> concurrent.futures.ThreadPoolExecutor:
 
 
 # Transport errors raised before the request reached the vendor: repeating them is safe.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    NotStartedInTime,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +206,8 @@ class VendorCaller:
         try:
             return future.result(timeout=max(0.0, seconds))
         except concurrent.futures.TimeoutError:
+            if future.cancel():  # it never left the queue: nothing was sent, nor will be
+                raise NotStartedInTime(f"no thread free within {seconds:.1f} s") from None
             raise CallOutlived(f"no complete answer within {seconds:.1f} s") from None
 
     def _send(
