@@ -310,14 +310,30 @@ def _route_of(reason: str) -> str | None:
     return head[0] if len(head) == 2 and " " not in head[0] else None
 
 
+def _pending_routes(row: dict[str, Any]) -> list[str] | None:
+    """The routes a stored record still had to settle: as stored, or for rows stored before
+    that was, the routes its ledger keys or reasons name; None for every route."""
+    stored = (row.get("handling") or {}).get("r")
+    if stored is not None:
+        return list(stored)
+    if row.get("ledger_keys"):
+        return list(dict.fromkeys(k.rsplit("#", 1)[1] for k in row["ledger_keys"]))
+    named = [r for r in map(_route_of, row.get("reasons", [])) if r is not None]
+    return list(dict.fromkeys(named)) or None
+
+
 def _redriven_part(row: dict[str, Any], route: str | None) -> dict[str, Any]:
     """The part of a stored record a redrive sends: every route it still had to settle, or the
     one route asked for."""
-    if route is None:
-        return row
     part = dict(row)
+    pending = _pending_routes(row)
+    part["handling"] = {**row.get("handling", {}), "r": pending}
+    if route is None:
+        if pending is None:
+            del part["handling"]["r"]
+        return part
     part["reasons"] = [r for r in row.get("reasons", []) if _route_of(r) == route]
-    part["handling"] = {**row.get("handling", {}), "r": [route]}
+    part["handling"]["r"] = [route]
     if "ledger_keys" in row:
         part["ledger_keys"] = [k for k in row["ledger_keys"] if k.rsplit("#", 1)[1] == route]
     return part
@@ -327,7 +343,7 @@ def _remaining_part(row: dict[str, Any], route: str | None) -> dict[str, Any] | 
     """What stays stored when a redrive took one route of a record, or None."""
     if route is None:
         return None
-    pending = [r for r in (row.get("handling") or {}).get("r") or [] if r != route]
+    pending = [r for r in _pending_routes(row) or [] if r != route]
     if not pending:
         return None
     rest = dict(row)
@@ -345,7 +361,9 @@ def _as_same_event(message: dict[str, Any]) -> Outgoing:
     queued = unwrap(message["Body"], attributes)
     text = {k: v.text for k, v in queued.attributes.items() if v.text is not None}
     event_id = queued.handling.event_id or event_identity(queued.body, message["MessageId"], text)
-    handling = Handling(event_id, queued.handling.deferrals, queued.handling.first_seen)
+    handling = Handling(
+        event_id, queued.handling.deferrals, queued.handling.first_seen, queued.handling.routes
+    )
     return Outgoing(queued.body, queued.attributes, handling)
 
 
@@ -362,10 +380,7 @@ def _wanted(row: dict[str, Any], reason: str | None, route: str | None) -> bool:
     reasons = row.get("reasons", [])
     if reason is not None and not any(reason.lower() in r.lower() for r in reasons):
         return False
-    if route is None:
-        return True
-    pending = (row.get("handling") or {}).get("r")
-    return any(_route_of(r) == route for r in reasons) or (pending is not None and route in pending)
+    return route is None or route in (_pending_routes(row) or [])
 
 
 def _gzip_lines(rows: list[dict[str, Any]]) -> bytes:

@@ -78,6 +78,7 @@ class Deferrals:
                         r.handling.event_id,
                         r.handling.deferrals + 1,
                         r.handling.first_seen or now,
+                        r.handling.routes,
                     ),
                     (r.retry_at or now) - now,
                 )

@@ -32,6 +32,9 @@ from .queue_messages import Attribute, Handling
 from .routes import BadRecipient, RoutesFile
 from .vendors.outcomes import CallResult, Outcome
 
+# A partly settled record that must be retried comes back after this long, as a copy.
+RETRY_DELAY_SECONDS = 30.0
+
 
 class Status(StrEnum):
     DELIVERED = "delivered"
@@ -247,11 +250,11 @@ class TriggerPipeline:
         routes, errors = self._routes.decide(event)
         only = record.handling.routes
         if only is not None:  # a copy: the routes settled before are not handled again
+            gone = [n for n in only if n not in errors and all(r.name != n for r in routes)]
             routes = [r for r in routes if r.name in only]
             errors = {name: why for name, why in errors.items() if name in only}
-            if not routes and not errors:
-                state.rejected.append(f"routes {list(only)} no longer match this event")
-                return []
+            for name in gone:  # renamed, removed, or its match changed since the first hop
+                errors[name] = f"route {name}: no longer in the routes file or no longer matching"
         state.routes = [r.name for r in routes] + list(errors)
         state.rejected += errors.values()
         if not routes and not errors:
@@ -352,6 +355,13 @@ class TriggerPipeline:
             self._store_uncertain(uncertain)
         now = self._clock()
         for p in progress.values():
+            if p.retry and p.settled:
+                # Partly settled: come back as a copy that knows which routes are left (SQS
+                # would redeliver the whole record, which after the ledger's 24 h - a DLQ
+                # redrive the next day - would repeat the settled routes).
+                p.defer(f"{p.retry[-1]} (retried as a copy)", now + RETRY_DELAY_SECONDS)
+                p.deferred += p.retry[:-1]
+                p.retry.clear()
             if p.status() is Status.DEFERRED:
                 too_long = self._limit.exceeded(p.record.handling, now)
                 if too_long:
@@ -378,6 +388,7 @@ class TriggerPipeline:
             logger.exception("storing uncertain records failed; they come back through SQS")
             for p in uncertain:
                 p.retry.append("could not store the uncertain record")
+                p.settled.difference_update(_routes_of(p.uncertain_keys))  # not settled yet
 
     def _release(self, keys: set[str]) -> None:
         if not keys:
