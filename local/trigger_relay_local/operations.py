@@ -126,21 +126,27 @@ def follow(
     timeout: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, str]:
-    """Each event's outcome: delivered, rejected (with reason), or still pending at the timeout."""
+    """Each event's outcome: delivered, uncertain or rejected (with reasons), or still pending at
+    the timeout."""
     outcomes: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     while True:
         delivered = _in_ledger(target, [k for s in sent for k in s.ledger_keys])
-        rejected = {row["record_id"]: row for row in rejected_rows(target)}
-        rejected_bodies = {json.dumps(r.get("body", "")): r for r in rejected.values()}
+        stored = {
+            label: {row["record_id"]: row for row in rejected_rows(target, prefix)}
+            for label, prefix in (("uncertain", UNCERTAIN), ("rejected", REJECTED))
+        }
         for s in sent:
             if s.ledger_keys and all(k in delivered for k in s.ledger_keys):
                 outcomes[s.event_id] = "delivered"
-            elif s.message_id in rejected or any(s.event_id in b for b in rejected_bodies):
-                row = rejected.get(s.message_id or "") or next(
-                    r for b, r in rejected_bodies.items() if s.event_id in b
+                continue
+            for label, rows in stored.items():
+                row = rows.get(s.message_id or "") or next(
+                    (r for r in rows.values() if r.get("event_id") == s.event_id), None
                 )
-                outcomes[s.event_id] = "rejected: " + "; ".join(row["reasons"])
+                if row is not None:
+                    outcomes[s.event_id] = f"{label}: " + "; ".join(row["reasons"])
+                    break
         if len(outcomes) == len(sent) or time.monotonic() > deadline:
             break
         sleep(0.5)
