@@ -234,7 +234,11 @@ class TriggerPipeline:
             try:
                 deliveries += self._record_deliveries(record, state)
             except Exception as exc:  # one record's surprise must not fail the batch
-                logger.exception("record not routed", extra={"record_id": record.record_id})
+                # the type only: an exception's message may quote the event (an address)
+                logger.error(
+                    "record not routed",
+                    extra={"record_id": record.record_id, "error": type(exc).__name__},
+                )
                 state.rejected.append(f"could not be routed: {type(exc).__name__}")
         return deliveries
 
@@ -298,7 +302,10 @@ class TriggerPipeline:
             reason = f"AWS error before the call: {type(exc).__name__}"
             return CallResult.same_for_all(keys, Outcome.RETRY, reason)
         except Exception as exc:  # the caller catches what can happen after sending
-            logger.exception("call not made", extra={"api": call.route.action})
+            # the type only: a message may quote the request (a link's URL holds the address)
+            logger.error(
+                "call not made", extra={"api": call.route.action, "error": type(exc).__name__}
+            )
             return CallResult.same_for_all(
                 keys, Outcome.RETRY, f"call not made: {type(exc).__name__}"
             )
