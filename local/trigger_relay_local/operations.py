@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from trigger_relay.events import (
@@ -367,10 +367,7 @@ def _as_same_event(message: dict[str, Any]) -> Outgoing:
     queued = unwrap(message["Body"], attributes)
     text = {k: v.text for k, v in queued.attributes.items() if v.text is not None}
     event_id = queued.handling.event_id or event_identity(queued.body, message["MessageId"], text)
-    handling = Handling(
-        event_id, queued.handling.deferrals, queued.handling.first_seen, queued.handling.routes
-    )
-    return Outgoing(queued.body, queued.attributes, handling)
+    return Outgoing(queued.body, queued.attributes, replace(queued.handling, event_id=event_id))
 
 
 def _stored_as_same_event(row: dict[str, Any]) -> Outgoing:

@@ -239,7 +239,7 @@ class VendorCaller:
                 result = api.parse(response, recipients, codes)
             except Exception as exc:  # a parser bug must not count an answer as anything else
                 logger.error(
-                    "answer not parsed", extra={"api": api.action, "error": repr(type(exc))}
+                    "answer not parsed", extra={"api": api.action, "error": type(exc).__name__}
                 )
                 result = CallResult.same_for_all(
                     keys, Outcome.UNCERTAIN, f"answer could not be read: {type(exc).__name__}"

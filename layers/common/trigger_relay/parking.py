@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,11 +74,10 @@ class Deferrals:
                 Outgoing(
                     r.body,
                     r.attributes,
-                    Handling(
-                        r.handling.event_id,
-                        r.handling.deferrals + 1,
-                        r.handling.first_seen or now,
-                        r.handling.routes,
+                    replace(
+                        r.handling,
+                        deferrals=r.handling.deferrals + 1,
+                        first_seen=r.handling.first_seen or now,
                     ),
                     (r.retry_at or now) - now,
                 )

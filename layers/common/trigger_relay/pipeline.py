@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -101,11 +101,10 @@ class _Progress:
         routes: tuple[str, ...] | None = None,
     ) -> ParkedRecord:
         r = self.record
-        handling = Handling(
-            self.event_id,
-            r.handling.deferrals,
-            r.handling.first_seen,
-            self.pending() if routes is None else routes,
+        handling = replace(
+            r.handling,
+            event_id=self.event_id,
+            routes=self.pending() if routes is None else routes,
         )
         return ParkedRecord(
             r.record_id, r.body, r.attributes, reasons, self.deferred_until, handling, keys or []
