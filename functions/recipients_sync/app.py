@@ -23,6 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return {
         "rows": report.rows,
         "pages": report.pages,
+        "skipped": report.skipped,
         "runs": [
             {
                 "campaign": r.campaign,

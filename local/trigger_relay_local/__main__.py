@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="dry run: routes fired and the exact requests")
     explain.add_argument("event_file", type=Path)
     explain.add_argument("--routes", type=Path, default=None)
+    explain.add_argument(
+        "--source-prefix",
+        default=None,
+        help="the stack's EventSourcePrefix (default: template.yaml's): EventBridge events "
+        "whose source does not start with it never reach the relay",
+    )
     send = commands.add_parser("send", help="publish an event file and follow it to its outcome")
     send.add_argument("event_file", type=Path)
     send.add_argument("--routes", type=Path, help="routes file, to know what delivered means")
@@ -107,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         from .explain import explain
 
         routes = _routes(args.routes) or load_routes(Path("layers/common/routes.yaml"))
-        print("\n".join(explain(_event_file(args.event_file), routes)))
+        print("\n".join(explain(_event_file(args.event_file), routes, args.source_prefix)))
         return 0
     if args.command == "local":
         return _local_up(args)
@@ -130,7 +136,9 @@ def _run(args: argparse.Namespace) -> int:
         outcomes = operations.follow(target, sent, timeout=args.timeout)
         for event_id, outcome in outcomes.items():
             print(f"  {event_id}: {outcome}")
-        return 0 if all(not o.startswith("pending") for o in outcomes.values()) else 1
+        return (
+            0 if all(not o.startswith(("pending", "NOT RELAYED")) for o in outcomes.values()) else 1
+        )
     if args.command == "status":
         print("\n".join(operations.status_lines(target, _routes(args.routes, target))))
         return 0
@@ -155,6 +163,8 @@ def _run(args: argparse.Namespace) -> int:
             print(
                 f"  {run['campaign']} {run['action']:<17} {run['rows']:>7} rows  {run['stopped']}"
             )
+        if result.get("skipped"):
+            print(f"  skipped: {result['skipped']}")
         print(f"{result['rows']} rows in {result['pages']} pages")
         return 0
     return 2

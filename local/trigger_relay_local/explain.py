@@ -13,6 +13,27 @@ from trigger_relay.routes import BadRecipient, RoutesFile
 MASK = "****"
 
 
+def source_prefix_default() -> str:
+    """The ingest rule's EventSourcePrefix as template.yaml sets it by default."""
+    from .template import load_template
+
+    return str(load_template()["Parameters"]["EventSourcePrefix"]["Default"])
+
+
+def not_relayed(payload: dict[str, Any], prefix: str) -> str | None:
+    """Why the stack's ingest rule drops this EventBridge event, or None when it passes. The
+    rule's pattern is ``{"source": [{"prefix": EventSourcePrefix}]}`` (template.yaml); an event
+    no rule matches is dropped by EventBridge without a trace."""
+    source = str(payload.get("source", ""))
+    if source.startswith(prefix):
+        return None
+    return (
+        f"NOT RELAYED - the ingest rule passes only sources starting with {prefix!r} "
+        f"(EventSourcePrefix); this event's source is {source!r}. Send it with such a source, "
+        "or deploy with another EventSourcePrefix"
+    )
+
+
 def records_of(document: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
     """(record id, body, attributes) for an SQS event, an EventBridge event, or a bare app event."""
     if "Records" in document:
@@ -30,13 +51,20 @@ def records_of(document: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]
     return [(str(document.get("id", "event")), json.dumps(document), {})]
 
 
-def explain(document: dict[str, Any], routes: RoutesFile) -> list[str]:
+def explain(
+    document: dict[str, Any], routes: RoutesFile, source_prefix: str | None = None
+) -> list[str]:
+    prefix = source_prefix_default() if source_prefix is None else source_prefix
     lines: list[str] = []
     deliveries: list[Delivery] = []
     for record_id, body, attributes in records_of(document):
         try:
             payload = json.loads(body)
             if isinstance(payload, dict) and is_eventbridge(payload):
+                dropped = not_relayed(payload, prefix)
+                if dropped is not None:
+                    lines.append(f"record {record_id}: {dropped}")
+                    continue
                 event = from_eventbridge(payload)
             else:
                 event = from_sqs_body(body, record_id, attributes)

@@ -29,6 +29,12 @@
    quotas-messages.html; SendMessage and SendMessageBatch in the API reference). Without this a
    test could pass locally that fails on AWS: re-enqueueing used to add an 11th attribute.
 
+6. EventBridge: moto answers TestEventPattern with an empty body. It now answers as AWS does,
+   with ``Result``, matching by moto's own pattern matcher - the one its PutEvents routes with,
+   so `trigger-relay send` asks the local rule exactly what the local bus will do - and refusing
+   an event without the fields AWS requires (id, account, source, time, region, detail-type;
+   https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_TestEventPattern.html).
+
 Behaviour is otherwise unchanged. Applied once per process by ``apply()``.
 """
 
@@ -56,7 +62,31 @@ def apply() -> None:
     _linear_sqs_drain()
     _uncounted_sqs_send()
     _strict_sqs_limits()
+    _event_pattern_test()
     _APPLIED = True
+
+
+_TEST_EVENT_FIELDS = ("id", "account", "source", "time", "region", "detail-type")
+
+
+def _event_pattern_test() -> None:
+    import json
+
+    from moto.core.exceptions import JsonRESTError
+    from moto.events.models import EventPattern
+    from moto.events.responses import EventsHandler
+
+    def test_event_pattern(self: Any) -> str:
+        event = json.loads(self._get_param("Event"))
+        missing = [f for f in _TEST_EVENT_FIELDS if f not in event]
+        if missing:
+            raise JsonRESTError(
+                "ValidationException", f"Parameter Event is not valid: missing {missing}"
+            )
+        pattern = EventPattern.load(self._get_param("EventPattern"))
+        return json.dumps({"Result": pattern.matches_event(event)})
+
+    EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign]
 
 
 def _serialise_dynamodb() -> None:

@@ -22,7 +22,7 @@ from trigger_relay.parking import REJECTED_PREFIX, UNCERTAIN_PREFIX
 from trigger_relay.queue_messages import Attribute, Handling, Outgoing, QueueWriter, unwrap
 from trigger_relay.routes import BadRecipient, RoutesFile
 
-from .explain import records_of
+from .explain import not_relayed, records_of
 from .status import format_status, quota_status
 from .target import Target
 
@@ -48,6 +48,7 @@ class Sent:
     event_id: str
     message_id: str | None
     ledger_keys: list[str]  # event#route for every route it should fire
+    dropped: str | None = None  # why the ingest rule would drop it: not published
 
 
 def send(target: Target, document: dict[str, Any], routes: RoutesFile | None) -> list[Sent]:
@@ -57,6 +58,10 @@ def send(target: Target, document: dict[str, Any], routes: RoutesFile | None) ->
     for _, body, attributes in records_of(document):
         payload = _json(body)
         if isinstance(payload, dict) and is_eventbridge(payload):
+            dropped = _dropped_by_rule(target, payload)
+            if dropped is not None:
+                sent.append(Sent(str(payload.get("id", "event")), None, [], dropped))
+                continue
             answer = target.client("events").put_events(
                 Entries=[
                     {
@@ -87,6 +92,33 @@ def send(target: Target, document: dict[str, Any], routes: RoutesFile | None) ->
             event_id = keys[0].split("#")[0]
         sent.append(Sent(event_id, message_id, keys))
     return sent
+
+
+def _dropped_by_rule(target: Target, payload: dict[str, Any]) -> str | None:
+    """Why the target's ingest rule would drop this EventBridge event, asked of EventBridge
+    itself (TestEventPattern with the rule's deployed pattern), or None when it passes."""
+    events = target.client("events")
+    rule_arn = target.outputs["IngestRuleArn"]
+    rule = events.describe_rule(
+        Name=rule_arn.rsplit("/", 1)[-1], EventBusName=target.outputs["EventBusName"]
+    )
+    pattern = rule["EventPattern"]
+    probe = {
+        "id": str(payload.get("id") or "00000000-0000-0000-0000-000000000000"),
+        "detail-type": payload.get("detail-type", ""),
+        "source": payload.get("source", ""),
+        "account": payload.get("account") or "123456789012",
+        "time": payload.get("time") or "2026-01-01T00:00:00Z",
+        "region": payload.get("region") or "eu-west-1",
+        "resources": payload.get("resources") or [],
+        "detail": payload.get("detail", {}),
+    }
+    if events.test_event_pattern(EventPattern=pattern, Event=json.dumps(probe))["Result"]:
+        return None
+    prefixes = [p["prefix"] for p in json.loads(pattern).get("source", []) if isinstance(p, dict)]
+    return not_relayed(payload, prefixes[0] if prefixes else "") or (
+        f"NOT RELAYED - the ingest rule's pattern {pattern} does not match this event"
+    )
 
 
 def _json(body: str) -> Any:
@@ -128,7 +160,7 @@ def follow(
 ) -> dict[str, str]:
     """Each event's outcome: delivered, uncertain or rejected (with reasons), or still pending at
     the timeout."""
-    outcomes: dict[str, str] = {}
+    outcomes: dict[str, str] = {s.event_id: s.dropped for s in sent if s.dropped}
     deadline = time.monotonic() + timeout
     while True:
         delivered = _in_ledger(target, [k for s in sent for k in s.ledger_keys])
@@ -137,6 +169,8 @@ def follow(
             for label, prefix in (("uncertain", UNCERTAIN), ("rejected", REJECTED))
         }
         for s in sent:
+            if s.dropped:
+                continue
             if s.ledger_keys and all(k in delivered for k in s.ledger_keys):
                 outcomes[s.event_id] = "delivered"
                 continue

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import yaml
 
-from .template import ROOT, load_template, package, translate
+from .template import ROOT, check_rules, load_template, package, translate
 
 REGION = "eu-west-1"
 STACK_NAME = "trigger-relay-local"
@@ -136,6 +136,7 @@ def provision(
     routes_source: Path = ROUTES,
 ) -> LocalStack:
     """Create the stack from template.yaml on the moto server at endpoint."""
+    check_rules(load_template(), parameters)  # before anything is created, as CloudFormation
     aws_environment(endpoint)
     workdir.mkdir(parents=True, exist_ok=True)
     session = boto3.session.Session(region_name=REGION)

@@ -74,12 +74,19 @@ def check_calls(env: Embedded, logical_id: str) -> set[tuple[str, str]]:
     return requests
 
 
-def unused_grants(statements: list[dict[str, Any]], requests: set[tuple[str, str]]) -> set[str]:
-    """The allowed actions (lower case) that none of the requests needed."""
+def unused_grants(
+    statements: list[dict[str, Any]], requests: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """The allowed (action in lower case, resource) pairs that none of the requests needed: a
+    grant is used only where its action and its resource both matched some request."""
     return {
-        granted.lower()
+        (granted.lower(), resource)
         for s in statements
         if s["Effect"] == "Allow"
         for granted in _listed(s["Action"])
-        if not any(_matches(granted, action, case=False) for action, _ in requests)
+        for resource in _listed(s["Resource"])
+        if not any(
+            _matches(granted, action, case=False) and _matches(resource, arn, case=True)
+            for action, arn in requests
+        )
     }

@@ -134,6 +134,34 @@ def test_explain_shows_routes_and_the_exact_request_without_secrets(tmp_path: Pa
     assert "Zoho-oauthtoken ****" in out and '"token": "****"' in out
 
 
+def other_source(directory: Path) -> Path:
+    """The docs' signup event from an app whose sources lack the stack's prefix."""
+    event = json.loads((EVENTS / "eventbridge-signup.json").read_text())
+    path = directory / "myapp-signup.json"
+    path.write_text(json.dumps({**event, "source": "myapp.users"}))
+    return path
+
+
+def test_explain_says_when_the_ingest_rule_would_drop_an_eventbridge_event(
+    tmp_path: Path,
+) -> None:
+    result = run(tmp_path, "explain", str(other_source(tmp_path)))
+    assert "NOT RELAYED - the ingest rule passes only sources starting with 'app.'" in result.stdout
+    assert "+ signup-welcome-workflow" not in result.stdout
+    assert "0 vendor call(s)" in result.stdout
+    passes = run(tmp_path, "explain", str(other_source(tmp_path)), "--source-prefix", "myapp.")
+    assert "+ signup-welcome-workflow" in passes.stdout
+
+
+def test_send_asks_the_stacks_rule_and_does_not_wait_for_a_dropped_event(workdir: Path) -> None:
+    started = time.monotonic()
+    result = run(workdir, "send", str(other_source(workdir.parent)))
+    assert result.returncode != 0
+    assert "NOT RELAYED - the ingest rule passes only sources starting with 'app.'" in result.stdout
+    assert "myapp.users" in result.stdout
+    assert time.monotonic() - started < 30, "waited for an event the rule drops"
+
+
 def test_send_follows_each_event_to_its_outcome(workdir: Path) -> None:
     delivered = run(workdir, "send", str(EVENTS / "sqs-signup.json"))
     assert delivered.returncode == 0, delivered.stdout + delivered.stderr

@@ -16,12 +16,19 @@ pytestmark = pytest.mark.integration
 
 WORKFLOW = "9bb77af841821fa7767e402a0f250219"
 DOCUMENTED_KEYS = ["lead_email", "triggerkey", "listkey"]
-# granted for paths these runs don't take
+# granted for paths these runs don't take: (function, action, the granted resource ends with)
 NOT_TAKEN_HERE = {
-    ("RecipientsSyncFunction", "s3:abortmultipartupload"),  # an upload that failed half-way
+    # an upload that failed half-way
+    ("RecipientsSyncFunction", "s3:abortmultipartupload", "/recipients/*"),
     # the trigger function minted the shared Zoho token first; the sync reads the client
     # secret when it has to mint one itself (checked in test_recipients_sync)
-    ("RecipientsSyncFunction", "secretsmanager:getsecretvalue"),
+    ("RecipientsSyncFunction", "secretsmanager:getsecretvalue", ":secret:trigger-relay/*"),
+    # an Altcraft call that may have been acted on without an answer (these runs send Zoho
+    # calls, which Zoho deduplicates); stored by test_fault_schedules and test_exactly_once
+    ("TriggerFunction", "s3:putobject", "/uncertain/*"),
+    # Lambda itself, with the function's role, puts a failed scheduled run there
+    # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html
+    ("RecipientsSyncFunction", "sqs:sendmessage", "SyncDeadLetterQueue"),
 }
 
 
@@ -206,7 +213,12 @@ def test_every_aws_call_the_functions_made_is_allowed_by_their_roles(local: Embe
     made = {f: check_calls(local, f) for f in ("TriggerFunction", "RecipientsSyncFunction")}
     # and the roles grant little else: each granted action was needed by some call here
     for function, requests in made.items():
-        unused = unused_grants(role_statements(local, function), requests) - {
-            action for f, action in NOT_TAKEN_HERE if f == function
+        unused = {
+            (action, resource)
+            for action, resource in unused_grants(role_statements(local, function), requests)
+            if not any(
+                f == function and a == action and (resource.endswith(r) or r in resource)
+                for f, a, r in NOT_TAKEN_HERE
+            )
         }
-        assert not unused, f"{function} is granted actions its code never used: {sorted(unused)}"
+        assert not unused, f"{function} is granted what its code never used: {sorted(unused)}"

@@ -151,3 +151,41 @@ def test_delayed_messages_are_neither_received_nor_counted_as_visible(sqs):
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
     assert attributes["ApproximateNumberOfMessages"] == "0"
+
+
+def test_test_event_pattern_answers_as_the_local_bus_routes() -> None:
+    """TestEventPattern agrees with PutEvents: an event the rule's pattern refuses is not
+    delivered to its target, and one it passes is; an event without AWS's required fields is
+    refused."""
+    moto_patches.apply()
+    with mock_aws():
+        events = boto3.client("events", region_name="eu-west-1")
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        url = _queue(sqs, "ingest")
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        pattern = json.dumps({"source": [{"prefix": "app."}]})
+        events.put_rule(Name="ingest", EventPattern=pattern)
+        events.put_targets(Rule="ingest", Targets=[{"Id": "q", "Arn": arn}])
+        base = {
+            "id": "1",
+            "account": "123456789012",
+            "time": "2026-01-01T00:00:00Z",
+            "region": "eu-west-1",
+            "detail-type": "user.signed_up",
+            "resources": [],
+            "detail": {},
+        }
+        for source, passes in (("app.users", True), ("myapp.users", False)):
+            event = {**base, "source": source}
+            answer = events.test_event_pattern(EventPattern=pattern, Event=json.dumps(event))
+            assert answer["Result"] is passes
+            events.put_events(
+                Entries=[{"Source": source, "DetailType": "user.signed_up", "Detail": "{}"}]
+            )
+            assert bool(_receive(sqs, url)) is passes
+        with pytest.raises(events.exceptions.ClientError, match="ValidationException"):
+            events.test_event_pattern(
+                EventPattern=pattern, Event=json.dumps({"source": "app.users"})
+            )

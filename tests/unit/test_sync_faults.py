@@ -3,14 +3,17 @@ answer is not asked again every hour."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import yaml
 
+from tests.conftest import ROOT
 from tests.helpers.relay import relay
 from trigger_relay.credentials import SharedTokenStore, ZohoTokens
 from trigger_relay.quota import QuotaGate
-from trigger_relay.recipients_sync import RecipientsSync, SyncCursors
+from trigger_relay.recipients_sync import RecipientsSync, SyncCursors, SyncLease
 from trigger_relay.routes import Account, RecipientsSyncConfig
 
 SECRET = {"client_id": "1000.C", "client_secret": "s3cret", "refresh_token": "1000.r"}
@@ -95,3 +98,81 @@ def test_a_final_answer_is_not_asked_again_every_hour() -> None:
         r.clock.now += 24 * 3600  # a day on, Zoho is asked again (the campaign may be sent now)
         sync(r, zoho).run(config, ACCOUNT)
         assert len(zoho.pages) == asked + 1
+
+
+def test_a_second_run_while_one_holds_the_lease_reads_nothing() -> None:
+    with relay() as r:
+        sync(r, Zoho({}))  # creates the cursor table
+        lease = SyncLease("cursors", r.aws["dynamodb"], r.clock)
+        first_ends = r.clock.now + 300
+        assert lease.acquire("run-a", ends_at=first_ends) is None
+        # an overlapping run is refused and told until when
+        assert lease.acquire("run-b", ends_at=r.clock.now + 300) == first_ends + lease.GRACE_SECONDS
+        # Lambda retries an async invocation with the same request id, after it ended
+        assert lease.acquire("run-a", ends_at=first_ends) is None
+        lease.release("run-b")  # not the holder: nothing changes
+        assert lease.acquire("run-b", ends_at=r.clock.now + 300) is not None
+        lease.release("run-a")
+        assert lease.acquire("run-b", ends_at=r.clock.now + 300) is None
+
+
+def test_a_run_that_died_holding_the_lease_frees_it_when_lambda_would_have_stopped_it() -> None:
+    with relay() as r:
+        sync(r, Zoho({}))
+        lease = SyncLease("cursors", r.aws["dynamodb"], r.clock)
+        assert lease.acquire("killed", ends_at=r.clock.now + 300) is None  # never released
+        r.clock.now += 300 + lease.GRACE_SECONDS - 1
+        assert lease.acquire("next", ends_at=r.clock.now + 300) is not None
+        r.clock.now += 2
+        assert lease.acquire("next", ends_at=r.clock.now + 300) is None
+
+
+def test_overlapping_scheduled_runs_write_each_range_once(monkeypatch, tmp_path: Path) -> None:
+    """Two sync runs started while the first is mid-page (a slow Zoho, a manual `sync` during
+    the hourly one): the second reads nothing, so no object is written twice with different
+    contents and the cursor moves once."""
+    import threading
+
+    from trigger_relay import clients, sync_service
+
+    rows = [{"contactemailaddress": f"r{i}@x.co", "contactid": str(i)} for i in range(3)]
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_zoho(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/v2/token":
+            return httpx.Response(200, json={"access_token": "1000.t", "expires_in": 3600})
+        inside.set()
+        assert release.wait(10)
+        return httpx.Response(200, json={"code": "0", "status": "success", "list_of_details": rows})
+
+    with relay() as r:
+        sync(r, Zoho({}))
+        routes = tmp_path / "routes.yaml"
+        document = yaml.safe_load((ROOT / "layers" / "common" / "routes.yaml").read_text())
+        document["recipients_sync"].update(campaigns=["c1"], actions=["sentcontacts"])
+        routes.write_text(yaml.safe_dump(document))
+        monkeypatch.setenv("QUOTA_TABLE", "quota")
+        monkeypatch.setenv("CURSOR_TABLE", "cursors")
+        monkeypatch.setenv("RECIPIENTS_BUCKET", "bucket")
+        monkeypatch.setenv("ROUTES_FILE", str(routes))
+        monkeypatch.setattr(clients, "aws", lambda service: r.aws[service])
+        monkeypatch.setattr(
+            clients, "http", lambda: httpx.Client(transport=httpx.MockTransport(slow_zoho))
+        )
+        monkeypatch.setattr(
+            clients,
+            "zoho_tokens",
+            lambda table: ZohoTokens(clients.http(), secrets=lambda _: SECRET),
+        )
+        reports = {}
+        first = threading.Thread(target=lambda: reports.setdefault("first", sync_service.run(None)))
+        first.start()
+        assert inside.wait(10)
+        reports["second"] = sync_service.run(None)
+        release.set()
+        first.join(10)
+        assert reports["second"].skipped.startswith("another sync run holds the lease until")
+        assert reports["second"].runs == []
+        assert reports["first"].rows == 3 and not reports["first"].skipped
+        # the first run gave the lease back: the next run syncs
+        assert not sync_service.run(None).skipped

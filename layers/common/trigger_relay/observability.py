@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 from aws_lambda_powertools import Logger, Metrics
 
-logger = Logger(service="trigger-relay")
-metrics = Metrics(namespace="TriggerRelay", service="trigger-relay")
+# The stack's name (template.yaml sets it): the `service` dimension of every metric, so the
+# alarms of two stacks in one account each count their own events.
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "trigger-relay"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="TriggerRelay", service=SERVICE)
 
 
 def mask_email(email: str) -> str:

@@ -54,6 +54,7 @@ class CampaignRun:
 @dataclass
 class SyncReport:
     runs: list[CampaignRun] = field(default_factory=list)
+    skipped: str = ""  # why the run read nothing: another run holds the lease
 
     @property
     def rows(self) -> int:
@@ -133,6 +134,66 @@ class SyncCursors:
                 return False
             raise
         return True
+
+
+class SyncLease:
+    """One sync run at a time, without reserved concurrency: the item ``lease#recipients-sync``
+    in the cursor table names the run that holds it and until when.
+
+    A run takes the lease until its own hard end (Lambda's timeout) plus a grace for clock
+    skew, so a holder that dies mid-run can never still be writing when the lease lapses:
+    Lambda has stopped it by then. Two overlapping runs would otherwise write the same
+    ``from-N`` object with different contents and only one could move the cursor."""
+
+    KEY = {"pk": {"S": "lease#recipients-sync"}}
+    GRACE_SECONDS = 5.0
+
+    def __init__(self, table: str, client: Any, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._client = client
+        self._clock = clock
+
+    def acquire(self, holder: str, ends_at: float) -> float | None:
+        """Take the lease for a run that cannot outlive ends_at. None when taken; otherwise
+        the time the other holder's lease lapses."""
+        now = self._clock()
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self.KEY,
+                UpdateExpression="SET holder = :h, lease_until = :until",
+                # the same holder again: Lambda retries an async invocation with its request id,
+                # and only after the earlier attempt has ended
+                ConditionExpression=(
+                    "attribute_not_exists(lease_until) OR lease_until < :now OR holder = :h"
+                ),
+                ExpressionAttributeValues={
+                    ":h": {"S": holder},
+                    ":until": {"N": str(ends_at + self.GRACE_SECONDS)},
+                    ":now": {"N": str(now)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            item = exc.response.get("Item") or {}
+            return float(item.get("lease_until", {}).get("N", now))
+        return None
+
+    def release(self, holder: str) -> None:
+        """Give the lease back early, if this run still holds it."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self.KEY,
+                UpdateExpression="REMOVE holder, lease_until",
+                ConditionExpression="holder = :h",
+                ExpressionAttributeValues={":h": {"S": holder}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
 
 
 def iso_ms(moment: datetime) -> str:

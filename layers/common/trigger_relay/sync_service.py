@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import clients
 from .observability import logger, metrics
-from .recipients_sync import SKIPPED, STOPS_EVERYTHING, RecipientsSync, SyncCursors, SyncReport
+from .recipients_sync import (
+    SKIPPED,
+    STOPS_EVERYTHING,
+    RecipientsSync,
+    SyncCursors,
+    SyncLease,
+    SyncReport,
+)
+from .recipients_sync import iso_ms as _iso_ms
+from .routes import RecipientsSyncConfig, RoutesFile
 from .settings import SyncSettings
 
 # Stop starting pages this long before Lambda's timeout, leaving time to finish the upload.
@@ -32,11 +44,36 @@ def run(context: LambdaContext | None, campaigns: list[str] | None = None) -> Sy
     if campaigns:
         config = config.model_copy(update={"campaigns": campaigns})
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 300.0
+    dynamodb = clients.aws("dynamodb")
+    lease = SyncLease(settings.cursor_table, dynamodb)
+    holder = getattr(context, "aws_request_id", None) or uuid.uuid4().hex
+    held_until = lease.acquire(holder, ends_at=time.time() + remaining)
+    if held_until is not None:
+        until = _iso_ms(datetime.fromtimestamp(held_until, UTC))
+        report = SyncReport(
+            skipped=f"another sync run holds the lease until {until}; this run read nothing"
+        )
+        logger.info("recipients sync skipped", extra={"reason": report.skipped})
+        metrics.add_metric(name="SyncRunsSkipped", unit=MetricUnit.Count, value=1)
+        return report
+    try:
+        return _sync(settings, config, routes, dynamodb, remaining)
+    finally:
+        lease.release(holder)
+
+
+def _sync(
+    settings: SyncSettings,
+    config: RecipientsSyncConfig,
+    routes: RoutesFile,
+    dynamodb: Any,
+    remaining: float,
+) -> SyncReport:
     sync = RecipientsSync(
         http=clients.http(),
         tokens=clients.zoho_tokens(settings.quota_table),
         quota=clients.quota_gate(settings.quota_table),
-        cursors=SyncCursors(settings.cursor_table, clients.aws("dynamodb")),
+        cursors=SyncCursors(settings.cursor_table, dynamodb),
         s3=clients.aws("s3"),
         bucket=settings.recipients_bucket,
         deadline=time.time() + max(1.0, remaining - DEADLINE_RESERVE_SECONDS),
