@@ -28,6 +28,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             {
                 "campaign": r.campaign,
                 "action": r.action,
+                "from_index": r.start_index,
                 "rows": r.rows,
                 "stopped": r.stopped,
                 "key": r.key,

@@ -14,31 +14,60 @@ from typing import Any
 
 from trigger_relay.routes import RoutesError, RoutesFile, load_routes
 
+from .failures import Exit, UserError, describe, outcome_code
 from .target import WORKDIR, NoStack, resolve
+
+
+def _load_routes(path: Path) -> RoutesFile:
+    try:
+        return load_routes(path)
+    except RoutesError as exc:
+        raise UserError(
+            f"invalid routes file: {exc}", f"Fix it; `trigger-relay validate {path}` checks it."
+        ) from None
+    except OSError as exc:
+        raise UserError(f"cannot read the routes file {path}: {exc.strerror}") from None
 
 
 def _routes(path: Path | None, target: Any = None) -> RoutesFile | None:
     if path is not None:
-        return load_routes(path)
+        return _load_routes(path)
     if target is not None and target.local is not None:
-        return load_routes(target.local.routes_file)
+        return _load_routes(target.local.routes_file)
     return None
 
 
 def _event_file(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"{path}: not a readable JSON event file: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read the event file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UserError(
+            f"{path} is not JSON: {exc}", "An event file holds one SQS, EventBridge or app event."
+        ) from None
     if not isinstance(document, dict):
-        raise SystemExit(f"{path}: must hold a JSON object (an SQS, EventBridge or app event)")
+        raise UserError(f"{path} must hold a JSON object (an SQS, EventBridge or app event)")
     return document
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trigger-relay", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="trigger-relay",
+        description=__doc__,
+        epilog="Exit codes: 0 ok / delivered, 1 failed, 2 usage or configuration error, "
+        "3 rejected, 4 pending, 5 uncertain, 6 not relayed by the EventBridge rule "
+        "(docs/operations.md#exit-codes).",
+    )
     parser.add_argument("--stack", help="a deployed stack's name (default: the local stack)")
-    parser.add_argument("--workdir", type=Path, default=WORKDIR, help=argparse.SUPPRESS)
+    parser.add_argument("--region", help="the deployed stack's AWS region")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=WORKDIR,
+        help="the local stack's directory (default .local-stack/up); one stack per directory",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="run the whole app once on the embedded local stack")
     local = commands.add_parser("local", help="the local stack: `local up` runs it until Ctrl-C")
@@ -77,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redrive.add_argument("--reason", help="only records whose reason contains this text")
     redrive.add_argument("--route", help="only records rejected on this route")
+    rejected = commands.add_parser(
+        "rejected", help="list or show the records stored as rejected or uncertain"
+    )
+    rejected.add_argument("action", choices=["list", "show"])
+    rejected.add_argument("event_id", nargs="?", help="show: the event (or record) id")
+    rejected.add_argument("--store", choices=["all", "rejected", "uncertain"], default="all")
+    rejected.add_argument("--reason", help="only records with a reason containing this text")
+    rejected.add_argument("--route", help="only records on this route")
+    rejected.add_argument("--since", help="only records stored since: 30m, 2h, 7d or a date")
     sync = commands.add_parser("sync", help="run the recipients sync now")
     sync.add_argument("--campaign", action="append", help="campaign key (repeatable); default: all")
     simulator = commands.add_parser("simulator", help="run the vendor simulator until Ctrl-C")
@@ -86,14 +124,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.region:
+        import os
+
+        os.environ["AWS_DEFAULT_REGION"] = args.region
     try:
-        return _run(args)
-    except RoutesError as exc:
-        print(f"invalid: {exc}", file=sys.stderr)
-        return 1
-    except NoStack as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+        return int(_run(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        failure = describe(_as_user_error(exc), args.stack)
+        print("\n".join(failure.lines()), file=sys.stderr)
+        return int(failure.code)
+
+
+def _as_user_error(exc: Exception) -> Exception:
+    if isinstance(exc, RoutesError):
+        return UserError(
+            f"invalid routes file: {exc}", "Fix it; `trigger-relay validate` checks it."
+        )
+    if isinstance(exc, NoStack):
+        return UserError(str(exc))
+    return exc
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -101,9 +155,9 @@ def _run(args: argparse.Namespace) -> int:
         from .demo import run_demo
 
         result = run_demo()
-        return 0 if result["drained"] and not result["dlq"] else 1
+        return Exit.OK if result["drained"] and not result["dlq"] else Exit.FAILED
     if args.command == "validate":
-        routes = load_routes(args.routes_file)
+        routes = _load_routes(args.routes_file)
         print(
             f"ok: {len(routes.accounts)} account(s), {len(routes.routes)} route(s)"
             + (", recipients sync" if routes.recipients_sync else "")
@@ -111,10 +165,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "explain":
         from .explain import explain
+        from .stack import ROUTES
 
-        routes = _routes(args.routes) or load_routes(Path("layers/common/routes.yaml"))
+        routes = _routes(args.routes) or _load_routes(ROUTES)
         print("\n".join(explain(_event_file(args.event_file), routes, args.source_prefix)))
-        return 0
+        return Exit.OK
     if args.command == "local":
         return _local_up(args)
     if args.command == "simulator":
@@ -133,15 +188,30 @@ def _run(args: argparse.Namespace) -> int:
         routes = _routes(args.routes, target)
         sent = operations.send(target, document, routes)
         print(f"sent {len(sent)} event(s) to {target.name}; following (up to {args.timeout:.0f} s)")
-        outcomes = operations.follow(target, sent, timeout=args.timeout)
-        for event_id, outcome in outcomes.items():
-            print(f"  {event_id}: {outcome}")
-        return (
-            0 if all(not o.startswith(("pending", "NOT RELAYED")) for o in outcomes.values()) else 1
+        outcomes = operations.follow(
+            target, sent, timeout=args.timeout, progress=operations.progress_line
         )
+        for s in sent:
+            print(f"  {s.event_id}: {outcomes[s.event_id]}")
+        return outcome_code(list(outcomes.values()))
     if args.command == "status":
         print("\n".join(operations.status_lines(target, _routes(args.routes, target))))
-        return 0
+        return Exit.OK
+    if args.command == "rejected":
+        from .stored import list_lines, parse_since, show_lines, stored_records
+
+        if args.action == "show" and not args.event_id:
+            raise UserError("`rejected show` needs an event id", "`rejected list` shows them.")
+        records = stored_records(
+            target,
+            args.store,
+            args.reason,
+            args.route,
+            parse_since(args.since) if args.since else None,
+        )
+        lines = list_lines(records) if args.action == "list" else show_lines(records, args.event_id)
+        print("\n".join(lines))
+        return Exit.OK
     if args.command == "redrive":
         moved = 0
         if args.source in ("all", "dlq"):
@@ -157,17 +227,58 @@ def _run(args: argparse.Namespace) -> int:
         print(f"redriven: {moved} record(s) back on the ingest queue")
         return 0
     if args.command == "sync":
+        from trigger_relay.recipients_sync import SKIPPED, STOPS_EVERYTHING
+
         print(f"syncing recipients on {target.name} ...", flush=True)
         result = target.run_sync({"campaigns": args.campaign} if args.campaign else {})
-        for run in result["runs"]:
-            print(
-                f"  {run['campaign']} {run['action']:<17} {run['rows']:>7} rows  {run['stopped']}"
-            )
         if result.get("skipped"):
             print(f"  skipped: {result['skipped']}")
+        failed = [
+            r
+            for r in result["runs"]
+            if r["stopped"] not in ("complete", *STOPS_EVERYTHING)
+            and not r["stopped"].startswith(SKIPPED)
+        ]
+        for line in sync_lines(result["runs"]):
+            print(line)
         print(f"{result['rows']} rows in {result['pages']} pages")
-        return 0
-    return 2
+        if failed:
+            print(
+                f"error: {len(failed)} of {len(result['runs'])} (campaign, action) runs failed; "
+                "the reasons are above (docs/operations.md#sync)",
+                file=sys.stderr,
+            )
+            return Exit.FAILED
+        return Exit.OK
+    return Exit.CONFIG
+
+
+def sync_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """One line per (campaign, action), saying where it started; a campaign whose every action
+    ended the same way (an invalid key: nine times Zoho 6002) is one line."""
+    lines = []
+    by_campaign: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_campaign.setdefault(run["campaign"], []).append(run)
+    for campaign, its in by_campaign.items():
+        if (
+            len(its) > 1
+            and len({r["stopped"] for r in its}) == 1
+            and its[0]["stopped"] != "complete"
+            and not any(r["rows"] for r in its)
+        ):
+            lines.append(f"  {campaign} all {len(its)} actions: {its[0]['stopped']}")
+            continue
+        for run in its:
+            start = run.get("from_index")
+            where = ""
+            if start is not None:
+                where = "from the start" if start <= 1 else f"resumed at index {start}"
+            lines.append(
+                f"  {campaign} {run['action']:<17} {run['rows']:>7} rows  {where:<22} "
+                f"{run['stopped']}"
+            )
+    return lines
 
 
 def _wait_for_signal() -> None:
@@ -183,7 +294,9 @@ def _local_up(args: argparse.Namespace) -> int:
     from .stack import ROUTES
     from .target import STATE_FILE
 
-    with embedded_stack(args.workdir, routes_source=args.routes or ROUTES) as env:
+    source = (args.routes or ROUTES).resolve()
+    routes = _load_routes(source)  # refused before anything starts, as `validate` would
+    with embedded_stack(args.workdir, routes_source=source) as env:
         fleet = PollerFleet(
             env.stack, env.stack.functions["TriggerFunction"], concurrency=2
         ).start()
@@ -193,17 +306,79 @@ def _local_up(args: argparse.Namespace) -> int:
             f"local stack up: AWS (moto) {env.moto_endpoint}, vendor simulator {env.simulator.url}"
         )
         queue = env.stack.outputs["IngestQueueUrl"].rsplit("/", 1)[1]
-        print(f"queue {queue}; TriggerFunction polling.")
         print(
-            "Use `trigger-relay send|status|redrive|sync` in another terminal; Ctrl-C stops.",
+            f"queue {queue}; TriggerFunction polling; {len(routes.routes)} route(s) from {source}"
+        )
+        print(
+            "Use `trigger-relay send|status|rejected|redrive|sync` in another terminal. Edits to "
+            "the routes file apply at once (checked first); Ctrl-C stops.",
             flush=True,
         )
+        watcher = RoutesWatcher(env, source)
+        watcher.start()
         try:
             _wait_for_signal()
         finally:
+            watcher.stop()
             state.unlink(missing_ok=True)
             fleet.stop()
-    return 0
+    return Exit.OK
+
+
+class RoutesWatcher(threading.Thread):
+    """Reloads the local stack's routes when the file changes, keeping every other piece of
+    state: a valid file replaces the routes the functions read (they re-read a changed file
+    on their next invocation, as a new deploy's would); an invalid one is reported and the
+    previous routes stay."""
+
+    def __init__(self, env: Any, source: Path, every: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self._env, self._source, self._every = env, source, every
+        self._stopped = threading.Event()
+        self._seen = self._mtime()
+
+    def _mtime(self) -> int:
+        try:
+            return self._source.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self._every):
+            mtime = self._mtime()
+            if mtime == self._seen:
+                continue
+            self._seen = mtime
+            self.reload()
+
+    def reload(self) -> None:
+        import yaml
+
+        from .embedded import simulator_secrets
+        from .simulator.state import learn_routes
+        from .stack import local_routes
+
+        try:
+            routes = load_routes(self._source)
+        except (RoutesError, OSError) as exc:
+            print(f"routes file changed but is invalid; keeping the previous routes: {exc}")
+            return
+        stack, simulator = self._env.stack, self._env.simulator
+        config = simulator.state.config
+        learn_routes(config, yaml.safe_load(self._source.read_text(encoding="utf-8")))
+        secrets = stack.client("secretsmanager")
+        existing = {s["Name"] for s in secrets.list_secrets().get("SecretList", [])}
+        for name, value in simulator_secrets(config, self._source).items():
+            if name not in existing:
+                secrets.create_secret(Name=name, SecretString=json.dumps(value))
+        staging = stack.workdir / "staging"
+        staging.mkdir(exist_ok=True)
+        staged = local_routes(simulator.url, staging, self._source)
+        staged.replace(stack.routes_file)  # one rename: a reader sees the old or the new file
+        print(f"routes reloaded from {self._source}: {len(routes.routes)} route(s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -16,10 +20,10 @@ from .embedded import Embedded, embedded_stack
 from .emf import metric_totals
 from .fleet import PollerFleet, invoke, queue_depth, wait_drained
 from .status import format_status, quota_status
+from .target import DEMO_WORKDIR
 from .template import ROOT
 
 EVENTS = ROOT / "events"
-WORKDIR = ROOT / ".local-stack"
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -74,78 +78,113 @@ def _rejected(env: Embedded) -> list[dict[str, Any]]:
     return rows
 
 
-def run_demo(workdir: Path = WORKDIR, out: Any = print) -> dict[str, Any]:
+@contextmanager
+def ticking(out: Any, doing: str, every: float = 2.0) -> Iterator[None]:
+    """Say what is being waited for, and keep saying it, so a long step is never silent."""
+    out(f"{doing} ...")
     started = time.monotonic()
-    with embedded_stack(workdir) as env:
-        stack = env.stack
-        out(f"Local AWS (moto server)  {env.moto_endpoint}")
-        out(f"Vendor simulator         {env.simulator.url}")
-        out(f"Stack from template.yaml {len(stack.resources)} resources created")
-        trigger = stack.functions["TriggerFunction"]
-        mapping = trigger.event_source or {}
-        out(
-            f"TriggerFunction poller   batch {mapping.get('BatchSize')}, window "
-            f"{mapping.get('MaximumBatchingWindowInSeconds')} s, concurrency "
-            f"{mapping.get('ScalingConfig', {}).get('MaximumConcurrency')} (event source mapping)"
-        )
-        fleet = PollerFleet(stack, trigger, concurrency=2).start()
-        out("\nSent:")
-        for line in send_demo_events(env):
-            out(f"  {line}")
-        queue = stack.outputs["IngestQueueUrl"]
-        drained = wait_drained(stack, queue, timeout=120)
-        poller = fleet.stop()
+    done = threading.Event()
 
+    def tick() -> None:
+        while not done.wait(every):
+            out(f"  ... {doing.lower()} ({time.monotonic() - started:.0f} s)")
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def run_demo(workdir: Path = DEMO_WORKDIR, out: Any = print) -> dict[str, Any]:
+    started = time.monotonic()
+    with contextlib.ExitStack() as resources:
+        with ticking(out, "Starting the local stack: moto server, vendor simulator, template.yaml"):
+            env = resources.enter_context(embedded_stack(workdir))
+        return _demo(env, workdir, started, out)
+
+
+def _demo(env: Embedded, workdir: Path, started: float, out: Any) -> dict[str, Any]:
+    stack = env.stack
+    out(f"Local AWS (moto server)  {env.moto_endpoint}")
+    out(f"Vendor simulator         {env.simulator.url}")
+    out(f"Stack from template.yaml {len(stack.resources)} resources created")
+    trigger = stack.functions["TriggerFunction"]
+    mapping = trigger.event_source or {}
+    out(
+        f"TriggerFunction poller   batch {mapping.get('BatchSize')}, window "
+        f"{mapping.get('MaximumBatchingWindowInSeconds')} s, concurrency "
+        f"{mapping.get('ScalingConfig', {}).get('MaximumConcurrency')} (event source mapping)"
+    )
+    fleet = PollerFleet(stack, trigger, concurrency=2).start()
+    out("\nSent:")
+    for line in send_demo_events(env):
+        out(f"  {line}")
+    queue = stack.outputs["IngestQueueUrl"]
+    out("\nDelivering (TriggerFunction polls the queue; the vendor simulator answers):")
+    drained = wait_drained(
+        stack,
+        queue,
+        timeout=120,
+        progress=lambda left, waited: out(
+            f"  {waited:4.0f} s  {left} message(s) on the queue (visible, in flight or delayed)"
+        ),
+    )
+    poller = fleet.stop()
+
+    with ticking(out, "Running the recipients sync once, as its schedule would"):
         sync = invoke(stack, stack.functions["RecipientsSyncFunction"], _load("schedule.json"))
-        metrics = metric_totals(workdir / "logs")
-        received = env.simulator.received()
-        rejected = _rejected(env)
-        dlq = queue_depth(stack, stack.outputs["IngestDeadLetterQueueUrl"])
+    metrics = metric_totals(workdir / "logs")
+    received = env.simulator.received()
+    rejected = _rejected(env)
+    dlq = queue_depth(stack, stack.outputs["IngestDeadLetterQueueUrl"])
 
-        out(
-            f"\nTriggerFunction: {poller.get('invocations', 0)} invocations, "
-            f"{poller.get('records', 0)} records, {poller.get('failed', 0)} returned to the queue"
-        )
-        out(
-            f"Outcomes: delivered {int(metrics['EventsDelivered'])}, deferred "
-            f"{int(metrics['EventsDeferred'])}, rejected {int(metrics['EventsRejected'])}, "
-            f"uncertain {int(metrics.get('EventsUncertain', 0))}, "
-            f"retry {int(metrics['EventsRetry'])}"
-        )
-        out("\nVendor calls (as the simulator received them):")
-        trigger_calls = [r for r in received if r.api.endswith("_trigger")]
-        for call in trigger_calls:
-            details = call.query.get("details", "")
-            emails = len(json.loads(details).get("lead_email", "").split(",")) if details else 0
-            answer = f"code {call.answer_code}, {emails} email(s)"
-            out(f"  {call.method} {unquote(call.path)}  -> {answer}")
-            out(f"      details={_mask_details(details)}")
-            content_type = call.headers.get("content-type")
-            out(f"      Authorization: Zoho-oauthtoken ****  Content-Type: {content_type}")
-        out(f"  OAuth token requests: {sum(1 for r in received if r.api == 'zoho.oauth')}")
-        out(f"\nRejected store: {len(rejected)} record(s)")
-        for row in rejected:
-            out(f"  {row['record_id'][:8]}…  {'; '.join(row['reasons'])}")
-        out(f"\nRecipients sync (schedule run once): {sync['rows']} rows, {sync['pages']} pages")
-        for run in sync["runs"]:
-            if run["key"]:
-                out(f"  s3://…/{run['key']}  ({run['rows']} rows, {run['stopped']})")
-        out("\nQuota status (trigger-relay status):")
-        routes = load_routes(stack.routes_file)
-        table = stack.outputs["QuotaTableName"]
-        for line in format_status(quota_status(stack.client("dynamodb"), table, routes)):
-            out(f"  {line}")
-        out(
-            f"\nIngest queue left: {queue_depth(stack, queue)}   DLQ: {dlq}   "
-            f"drained: {'yes' if drained else 'NO'}   took {time.monotonic() - started:.1f} s"
-        )
-        out(f"Logs: {workdir / 'logs'}")
-        return {
-            "drained": drained,
-            "poller": poller,
-            "metrics": dict(metrics),
-            "sync": sync,
-            "received": [r.as_json() for r in received],
-            "rejected": rejected,
-            "dlq": dlq,
-        }
+    out(
+        f"\nTriggerFunction: {poller.get('invocations', 0)} invocations, "
+        f"{poller.get('records', 0)} records, {poller.get('failed', 0)} returned to the queue"
+    )
+    out(
+        f"Outcomes: delivered {int(metrics['EventsDelivered'])}, deferred "
+        f"{int(metrics['EventsDeferred'])}, rejected {int(metrics['EventsRejected'])}, "
+        f"uncertain {int(metrics.get('EventsUncertain', 0))}, "
+        f"retry {int(metrics['EventsRetry'])}"
+    )
+    out("\nVendor calls (as the simulator received them):")
+    trigger_calls = [r for r in received if r.api.endswith("_trigger")]
+    for call in trigger_calls:
+        details = call.query.get("details", "")
+        emails = len(json.loads(details).get("lead_email", "").split(",")) if details else 0
+        answer = f"code {call.answer_code}, {emails} email(s)"
+        out(f"  {call.method} {unquote(call.path)}  -> {answer}")
+        out(f"      details={_mask_details(details)}")
+        content_type = call.headers.get("content-type")
+        out(f"      Authorization: Zoho-oauthtoken ****  Content-Type: {content_type}")
+    out(f"  OAuth token requests: {sum(1 for r in received if r.api == 'zoho.oauth')}")
+    out(f"\nRejected store: {len(rejected)} record(s)")
+    for row in rejected:
+        out(f"  {row['record_id'][:8]}…  {'; '.join(row['reasons'])}")
+    out(f"\nRecipients sync (schedule run once): {sync['rows']} rows, {sync['pages']} pages")
+    for run in sync["runs"]:
+        if run["key"]:
+            out(f"  s3://…/{run['key']}  ({run['rows']} rows, {run['stopped']})")
+    out("\nQuota status (trigger-relay status):")
+    routes = load_routes(stack.routes_file)
+    table = stack.outputs["QuotaTableName"]
+    for line in format_status(quota_status(stack.client("dynamodb"), table, routes)):
+        out(f"  {line}")
+    out(
+        f"\nIngest queue left: {queue_depth(stack, queue)}   DLQ: {dlq}   "
+        f"drained: {'yes' if drained else 'NO'}   took {time.monotonic() - started:.1f} s"
+    )
+    out(f"Logs: {workdir / 'logs'}")
+    return {
+        "drained": drained,
+        "poller": poller,
+        "metrics": dict(metrics),
+        "sync": sync,
+        "received": [r.as_json() for r in received],
+        "rejected": rejected,
+        "dlq": dlq,
+    }

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -58,11 +59,55 @@ def embedded_stack(
     moto_patches.apply()
     from moto.server import ThreadedMotoServer  # the dev extra; imported only here
 
-    shutil.rmtree(workdir, ignore_errors=True)
+    with _only_stack_in(workdir):
+        yield from _stack(workdir, sim_config, parameters, routes_source, ThreadedMotoServer)
+
+
+@contextmanager
+def _only_stack_in(workdir: Path) -> Iterator[None]:
+    """Each local stack owns its directory: a second one started on the same directory (a
+    `make demo` beside `local up`, two `local up`s) is refused instead of wiping the running
+    one's state. The lock is the OS's, so a stack that crashed leaves none behind."""
+    import fcntl
+    import os
+
+    from .failures import UserError
+
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = workdir.parent / f"{workdir.name}.lock"
+    with open(lock_path, "a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "another process"
+            raise UserError(
+                f"a local stack is already running in {workdir} (pid {owner})",
+                "Use it (`trigger-relay send|status ...`), stop it with Ctrl-C in its terminal, "
+                "or start another in its own directory: `trigger-relay --workdir DIR local up`.",
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _stack(
+    workdir: Path,
+    sim_config: SimConfig | None,
+    parameters: dict[str, str] | None,
+    routes_source: Path,
+    server_class: Any,
+) -> Iterator[Embedded]:
+    shutil.rmtree(workdir, ignore_errors=True)  # what a crashed stack left: its lock is free
     workdir.mkdir(parents=True)
     config = sim_config or SimConfig.demo()
     learn_routes(config, yaml.safe_load(routes_source.read_text(encoding="utf-8")))
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto = server_class(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     try:
         host, port = moto.get_host_and_port()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import unquote
 
 from trigger_relay.events import BadEvent, from_eventbridge, from_sqs_body, is_eventbridge
 from trigger_relay.planning import Delivery, plan_calls
+from trigger_relay.queue_messages import MAX_MESSAGE_BYTES, Attribute
 from trigger_relay.routes import BadRecipient, RoutesFile
 
 MASK = "****"
@@ -18,6 +18,70 @@ def source_prefix_default() -> str:
     from .template import load_template
 
     return str(load_template()["Parameters"]["EventSourcePrefix"]["Default"])
+
+
+# PutEvents: "The total entry size must be less than 256KB", counted as the Time (14 bytes),
+# Source, DetailType, Detail and Resources in UTF-8.
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html
+EVENTBRIDGE_ENTRY_BYTES = 256 * 1024
+# SQS: a message of up to 1 MiB, its body and every attribute's name, type and value counted.
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
+SQS_MESSAGE_BYTES = MAX_MESSAGE_BYTES
+
+
+def eventbridge_entry(payload: dict[str, Any], bus: str | None = None) -> dict[str, Any]:
+    """The PutEvents entry `send` makes of an EventBridge event file."""
+    entry: dict[str, Any] = {
+        "Source": payload["source"],
+        "DetailType": payload["detail-type"],
+        "Detail": json.dumps(payload["detail"]),
+    }
+    if payload.get("resources"):
+        entry["Resources"] = list(payload["resources"])
+    if bus is not None:
+        entry["EventBusName"] = bus
+    return entry
+
+
+def on_bus(document: dict[str, Any], payload: Any) -> bool:
+    """Whether `send` publishes this record on the bus (a bare EventBridge event file), where
+    the ingest rule filters it; the records of an SQS event file go to the queue as they are,
+    and the function relays an EventBridge-shaped body whatever its source."""
+    return "Records" not in document and isinstance(payload, dict) and is_eventbridge(payload)
+
+
+def too_large(payload: Any, body: str, attributes: dict[str, str], bus: bool) -> str | None:
+    """Why AWS would refuse to take this event, as `send` would publish it, or None."""
+    if bus:
+        entry = eventbridge_entry(payload)
+        size = sum(
+            len(str(entry.get(k, "")).encode("utf-8")) for k in ("Source", "DetailType", "Detail")
+        ) + sum(len(r.encode("utf-8")) for r in entry.get("Resources", []))
+        if size >= EVENTBRIDGE_ENTRY_BYTES:
+            return (
+                f"TOO LARGE - the EventBridge entry is {size:,} bytes; PutEvents takes less than "
+                f"{EVENTBRIDGE_ENTRY_BYTES:,} (256 KB). Put the large part in S3 and send its key"
+            )
+        return None
+    size = len(body.encode("utf-8", "surrogatepass")) + sum(
+        Attribute("String", v).size(k) for k, v in attributes.items()
+    )
+    if size > SQS_MESSAGE_BYTES:
+        return (
+            f"TOO LARGE - the SQS message is {size:,} bytes with its attributes; SQS takes at "
+            f"most {SQS_MESSAGE_BYTES:,} (1 MiB). Put the large part in S3 and send its key"
+        )
+    return None
+
+
+def shown(recipient: Any) -> str:
+    """The recipient as the request carries it (the ledger's key may be lower-cased)."""
+    values = [
+        str(v)
+        for v in recipient.model_dump(exclude_none=True).values()
+        if not isinstance(v, list | dict)
+    ]
+    return ", ".join(values) or recipient.key
 
 
 def not_relayed(payload: dict[str, Any], prefix: str) -> str | None:
@@ -60,21 +124,25 @@ def explain(
     for record_id, body, attributes in records_of(document):
         try:
             payload = json.loads(body)
-            if isinstance(payload, dict) and is_eventbridge(payload):
+            bus = on_bus(document, payload)
+            problem = too_large(payload, body, attributes, bus)
+            if problem is not None:
+                lines.append(f"record {record_id}: {problem}")
+                continue
+            if bus:
                 dropped = not_relayed(payload, prefix)
                 if dropped is not None:
                     lines.append(f"record {record_id}: {dropped}")
                     continue
+            if isinstance(payload, dict) and is_eventbridge(payload):
                 event = from_eventbridge(payload)
             else:
                 event = from_sqs_body(body, record_id, attributes)
         except (BadEvent, ValueError) as exc:
             lines.append(f"record {record_id}: REJECTED - {exc}")
             continue
-        lines.append(
-            f"record {record_id}: event {event.event_id!r} type {event.type!r} "
-            f"source {event.source!r}"
-        )
+        source = f" source {event.source!r}" if event.source is not None else ""
+        lines.append(f"record {record_id}: event {event.event_id!r} type {event.type!r}{source}")
         for route in routes.routes:
             why = route.match.why_not(event)
             if why is not None:
@@ -85,20 +153,21 @@ def explain(
             except BadRecipient as exc:
                 lines.append(f"  x {route.name}: matches, but REJECTED - {exc}")
                 continue
-            lines.append(f"  + {route.name}: {route.action} -> {recipient.key}")
+            lines.append(f"  + {route.name}: {route.action} -> {shown(recipient)}")
             deliveries.append(Delivery(record_id, event.event_id, route, recipient))
     calls = plan_calls(deliveries)
-    lines.append(f"\n{len(calls)} vendor call(s) would be made:")
+    lines.append(
+        f"\n{len(calls)} vendor call(s) would be made (the exact requests; secrets as {MASK}):"
+    )
     for call in calls:
         account = routes.accounts[call.account]
         api = call.route.api
         base = api.base_url(account.data_centre, account.base_url) or ""
         request = api.build(call.recipients, call.route.typed_params, token=MASK, base_url=base)
-        lines.append(f"\n{request.method} {unquote(str(request.url))}")
+        lines.append(f"\n{request.method} {request.url}")
         for name, value in request.headers.items():
             if name.lower() in ("authorization", "content-type"):
-                shown = f"Zoho-oauthtoken {MASK}" if name.lower() == "authorization" else value
-                lines.append(f"{name}: {shown}")
+                lines.append(f"{name}: {value}")
         if request.content:
             lines.append(request.content.decode("utf-8", "replace"))
     return lines

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,12 +183,26 @@ def queue_depth(stack: LocalStack, queue_url: str) -> int:
     return sum(int(v) for v in attributes.values())
 
 
-def wait_drained(stack: LocalStack, queue_url: str, timeout: float, settle: float = 1.5) -> bool:
-    """Wait until the queue stays empty for `settle` seconds."""
-    deadline = time.monotonic() + timeout
+def wait_drained(
+    stack: LocalStack,
+    queue_url: str,
+    timeout: float,
+    settle: float = 1.5,
+    progress: Callable[[int, float], None] | None = None,
+    every: float = 1.5,
+) -> bool:
+    """Wait until the queue stays empty for `settle` seconds; `progress(depth, waited)` is told
+    how it goes every `every` seconds."""
+    started = time.monotonic()
+    deadline = started + timeout
     empty_since: float | None = None
+    told = started
     while time.monotonic() < deadline:
-        if queue_depth(stack, queue_url) == 0:
+        depth = queue_depth(stack, queue_url)
+        if progress is not None and time.monotonic() - told >= every:
+            told = time.monotonic()
+            progress(depth, told - started)
+        if depth == 0:
             empty_since = empty_since or time.monotonic()
             if time.monotonic() - empty_since >= settle:
                 return True

@@ -32,7 +32,8 @@
 6. EventBridge: moto answers TestEventPattern with an empty body. It now answers as AWS does,
    with ``Result``, matching by moto's own pattern matcher - the one its PutEvents routes with,
    so `trigger-relay send` asks the local rule exactly what the local bus will do - and refusing
-   an event without the fields AWS requires (id, account, source, time, region, detail-type;
+   an event without the fields AWS requires (id, account, source, time, region, resources,
+   detail-type;
    https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_TestEventPattern.html).
 
 Behaviour is otherwise unchanged. Applied once per process by ``apply()``.
@@ -66,7 +67,7 @@ def apply() -> None:
     _APPLIED = True
 
 
-_TEST_EVENT_FIELDS = ("id", "account", "source", "time", "region", "detail-type")
+_TEST_EVENT_FIELDS = ("id", "account", "source", "time", "region", "resources", "detail-type")
 
 
 def _event_pattern_test() -> None:

@@ -7,7 +7,8 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from trigger_relay.events import (
@@ -22,7 +23,8 @@ from trigger_relay.parking import REJECTED_PREFIX, UNCERTAIN_PREFIX
 from trigger_relay.queue_messages import Attribute, Handling, Outgoing, QueueWriter, unwrap
 from trigger_relay.routes import BadRecipient, RoutesFile
 
-from .explain import not_relayed, records_of
+from .explain import eventbridge_entry, not_relayed, on_bus, records_of, too_large
+from .failures import Exit, UserError
 from .status import format_status, quota_status
 from .target import Target
 
@@ -49,34 +51,42 @@ class Sent:
     message_id: str | None
     ledger_keys: list[str]  # event#route for every route it should fire
     dropped: str | None = None  # why the ingest rule would drop it: not published
+    at: float = field(default_factory=time.time)  # when it was published
 
 
 def send(target: Target, document: dict[str, Any], routes: RoutesFile | None) -> list[Sent]:
-    """Publish the event file's events: SQS records to the queue, EventBridge events to the bus."""
+    """Publish the event file's events: SQS records to the queue, EventBridge events to the bus.
+    Nothing is published when AWS would refuse one of them for its size; an EventBridge event
+    the stack's rule would drop is not published either, and says so."""
+    records = records_of(document)
+    for record_id, body, attributes in records:
+        problem = too_large(_json(body), body, attributes, on_bus(document, _json(body)))
+        if problem is not None:
+            raise UserError(
+                f"event {record_id} was not sent: {problem.removeprefix('TOO LARGE - ')}",
+                "`trigger-relay explain` checks an event file without sending it.",
+            )
     sent = []
     queue = target.outputs["IngestQueueUrl"]
-    for _, body, attributes in records_of(document):
+    for _, body, attributes in records:
         payload = _json(body)
-        if isinstance(payload, dict) and is_eventbridge(payload):
+        if on_bus(document, payload):
             dropped = _dropped_by_rule(target, payload)
             if dropped is not None:
                 sent.append(Sent(str(payload.get("id", "event")), None, [], dropped))
                 continue
             answer = target.client("events").put_events(
-                Entries=[
-                    {
-                        "Source": payload["source"],
-                        "DetailType": payload["detail-type"],
-                        "Detail": json.dumps(payload["detail"]),
-                        "EventBusName": target.outputs["EventBusName"],
-                    }
-                ]
+                Entries=[eventbridge_entry(payload, target.outputs["EventBusName"])]
             )
             entry = answer["Entries"][0]
             if "EventId" not in entry:
-                raise RuntimeError(f"EventBridge refused the event: {entry}")
-            event_id, message_id = entry["EventId"], None
-            payload = {**payload, "id": event_id}
+                raise UserError(
+                    f"EventBridge refused the event: {entry.get('ErrorCode')}: "
+                    f"{entry.get('ErrorMessage')}",
+                    code=Exit.FAILED,
+                )
+            message_id = None
+            payload = {**payload, "id": entry["EventId"]}
             body = json.dumps(payload)
         else:
             message_id = target.client("sqs").send_message(
@@ -86,12 +96,23 @@ def send(target: Target, document: dict[str, Any], routes: RoutesFile | None) ->
                     k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
                 },
             )["MessageId"]
-            event_id = message_id
-        keys = _expected(body, message_id or event_id, attributes, routes)
-        if keys and keys[0].split("#")[0] != event_id:
-            event_id = keys[0].split("#")[0]
+        record_id = message_id or payload["id"]
+        event_id = _event_id(body, record_id, attributes)
+        keys = _expected(body, record_id, attributes, routes)
         sent.append(Sent(event_id, message_id, keys))
     return sent
+
+
+def _event_id(body: str, record_id: str, attributes: dict[str, str]) -> str:
+    """The event's own id, as the relay identifies it: an EventBridge id, or an app event's
+    `id` / `idempotency_key`; the SQS message id only when it has none."""
+    try:
+        payload = _json(body)
+        if isinstance(payload, dict) and is_eventbridge(payload):
+            return from_eventbridge(payload).event_id
+        return from_sqs_body(body, record_id, attributes).event_id
+    except (BadEvent, ValueError):
+        return record_id
 
 
 def _dropped_by_rule(target: Target, payload: dict[str, Any]) -> str | None:
@@ -152,20 +173,45 @@ def _expected(
     return keys
 
 
+def progress_line(settled: int, total: int, waited: float, timeout: float) -> None:
+    """What `send` is waiting for, on stderr: rewritten in place on a terminal, else a line
+    every couple of seconds."""
+    text = (
+        f"waiting for {total - settled} of {total} event(s) to be delivered, rejected or "
+        f"stored as uncertain ({waited:.0f} s of {timeout:.0f} s)"
+    )
+    if sys.stderr.isatty():
+        spinner = "|/-\\"[int(waited * 4) % 4]
+        sys.stderr.write(f"\r{spinner} {text}\033[K")
+        if settled == total:
+            sys.stderr.write("\r\033[K")
+    elif settled < total and int(waited * 2) % 4 == 0:
+        sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 def follow(
     target: Target,
     sent: list[Sent],
     timeout: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[int, int, float, float], None] | None = None,
 ) -> dict[str, str]:
     """Each event's outcome: delivered, uncertain or rejected (with reasons), or still pending at
     the timeout."""
     outcomes: dict[str, str] = {s.event_id: s.dropped for s in sent if s.dropped}
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    sent_at = min((s.at for s in sent), default=time.time())
+    deadline = started + timeout
     while True:
         delivered = _in_ledger(target, [k for s in sent for k in s.ledger_keys])
         stored = {
-            label: {row["record_id"]: row for row in rejected_rows(target, prefix)}
+            label: {
+                row["record_id"]: row
+                for row in rejected_rows(target, prefix)
+                # an earlier send of the same event, stored before this one was sent
+                if datetime.fromisoformat(row["rejected_at"]).timestamp() >= sent_at - 1
+            }
             for label, prefix in (("uncertain", UNCERTAIN), ("rejected", REJECTED))
         }
         for s in sent:
@@ -181,6 +227,8 @@ def follow(
                 if row is not None:
                     outcomes[s.event_id] = f"{label}: " + "; ".join(row["reasons"])
                     break
+        if progress is not None:
+            progress(len(outcomes), len(sent), time.monotonic() - started, timeout)
         if len(outcomes) == len(sent) or time.monotonic() > deadline:
             break
         sleep(0.5)
@@ -225,9 +273,11 @@ def rejected_rows(target: Target, prefix: str = REJECTED) -> list[dict[str, Any]
 
 def status_lines(target: Target, routes: RoutesFile | None) -> list[str]:
     sqs = target.client("sqs")
-    lines = format_status(
+    lines = ["Quota (calls per vendor API, shared by every Lambda)"]
+    lines += format_status(
         quota_status(target.client("dynamodb"), target.outputs["QuotaTableName"], routes)
     )
+    lines += ["", f"{'QUEUE':<18} {'WAITING':>8} {'IN FLIGHT':>10} {'DELAYED':>8}"]
     for label, output in (
         ("ingest queue", "IngestQueueUrl"),
         ("dead-letter queue", "IngestDeadLetterQueueUrl"),
@@ -241,13 +291,15 @@ def status_lines(target: Target, routes: RoutesFile | None) -> list[str]:
             ],
         )["Attributes"]
         lines.append(
-            f"{label:<18} {attributes['ApproximateNumberOfMessages']} waiting, "
-            f"{attributes['ApproximateNumberOfMessagesNotVisible']} in flight, "
-            f"{attributes.get('ApproximateNumberOfMessagesDelayed', '0')} delayed"
+            f"{label:<18} {attributes['ApproximateNumberOfMessages']:>8} "
+            f"{attributes['ApproximateNumberOfMessagesNotVisible']:>10} "
+            f"{attributes.get('ApproximateNumberOfMessagesDelayed', '0'):>8}"
         )
-    lines.append(f"{'rejected store':<18} {len(rejected_rows(target))} record(s) under {REJECTED}")
+    lines += ["", f"{'STORE':<18} {'RECORDS':>8}"]
+    lines.append(f"{'rejected store':<18} {len(rejected_rows(target)):>8}  under {REJECTED}")
     uncertain = len(rejected_rows(target, UNCERTAIN))
-    lines.append(f"{'uncertain store':<18} {uncertain} record(s) under {UNCERTAIN}")
+    lines.append(f"{'uncertain store':<18} {uncertain:>8}  under {UNCERTAIN}")
+    lines.append("Reasons: `trigger-relay rejected list` (filters: --reason, --route, --since).")
     return lines
 
 
@@ -354,7 +406,7 @@ def _pending_routes(row: dict[str, Any]) -> list[str] | None:
     """The routes a stored record still had to settle: as stored, or for rows stored before
     that was, the routes its ledger keys or reasons name; None for every route."""
     stored = (row.get("handling") or {}).get("r")
-    if stored is not None:
+    if stored:  # [] was stored for a record no route took: every route applies
         return list(stored)
     if row.get("ledger_keys"):
         return list(dict.fromkeys(k.rsplit("#", 1)[1] for k in row["ledger_keys"]))

@@ -76,4 +76,5 @@ def format_status(statuses: list[ApiStatus], now: float | None = None) -> list[s
     now = time.time() if now is None else now
     if not statuses:
         return ["no vendor API has been called yet"]
-    return [s.row(now) for s in statuses]
+    header = f"{'VENDOR#ACCOUNT#API':<58} {'CALLS IN WINDOW':<21}  {'NEXT SLOT':<20}  LOCK"
+    return [header, *(s.row(now) for s in statuses)]

@@ -10,7 +10,9 @@ from typing import Any
 from .stack import LocalStack, aws_environment
 from .template import ROOT
 
-WORKDIR = ROOT / ".local-stack"
+LOCAL_STACKS = ROOT / ".local-stack"  # one directory per local stack, each locked while it runs
+WORKDIR = LOCAL_STACKS / "up"  # `trigger-relay local up`, and the commands' default target
+DEMO_WORKDIR = LOCAL_STACKS / "demo"  # `make demo`: beside a running `local up`, not on it
 STATE_FILE = "stack.json"
 
 
@@ -38,13 +40,26 @@ class Target:
             from .fleet import invoke
 
             return invoke(self.local, self.local.functions["RecipientsSyncFunction"], event)  # type: ignore[no-any-return]
-        answer = self.client("lambda").invoke(
+        import boto3
+        from botocore.config import Config
+
+        from .failures import Exit, UserError
+
+        # A run may take the function's whole timeout (300 s). botocore's default read timeout
+        # (60 s) would give up and invoke again: a second run, which the sync lease skips.
+        patient = Config(read_timeout=330, retries={"max_attempts": 1})
+        answer = boto3.client("lambda", config=patient).invoke(
             FunctionName=self.outputs["RecipientsSyncFunctionName"],
             Payload=json.dumps(event).encode(),
         )
         payload = json.loads(answer["Payload"].read())
         if answer.get("FunctionError"):
-            raise RuntimeError(f"sync failed: {payload.get('errorMessage', payload)}")
+            raise UserError(
+                f"the sync run failed: {payload.get('errorType', '')} "
+                f"{payload.get('errorMessage', payload)}",
+                "Its log group /aws/lambda/<stack>/RecipientsSyncFunction has the traceback.",
+                Exit.FAILED,
+            )
         return payload  # type: ignore[no-any-return]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,16 @@ pytestmark = pytest.mark.integration
 
 def test_demo_runs_and_accounts_for_every_event(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_demo(tmp_path / "demo", out=lines.append)
+    said: list[float] = []
+
+    def out(line: str) -> None:
+        lines.append(line)
+        said.append(time.monotonic())
+
+    started = time.monotonic()
+    result = run_demo(tmp_path / "demo", out=out)
+    gaps = [b - a for a, b in zip([started, *said], said, strict=False)]
+    assert max(gaps) < 3.0, f"the demo was silent for {max(gaps):.1f} s"
     assert result["drained"] and result["dlq"] == 0
     metrics = result["metrics"]
     assert metrics["EventsIn"] == 5

@@ -5,6 +5,7 @@ survives `sam delete`. Each test reads template.yaml, or the template SAM makes 
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import os
 import re
@@ -398,3 +399,76 @@ def test_samconfig_options_are_ones_sam_deploy_knows() -> None:
     for profile in ("default", "ci"):
         for option in config[profile]["deploy"]["parameters"]:
             assert f"--{option.replace('_', '-')}" in help_text, (profile, option)
+
+
+# ---------------------------------------------------------------- grants and the ingest rule
+
+# Granted to the role for AWS itself to use, not the code: Lambda sends a failed asynchronous
+# invocation to the function's dead-letter queue with the function's role.
+# https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html
+PLATFORM_GRANTS = {"DeadLetterQueuePolicy"}
+
+
+def actions_the_code_calls() -> set[str]:
+    """Every IAM action a boto3 call in the functions' code needs, read from the code: the
+    client methods it calls, as IAM names them (a transaction's parts by their kind)."""
+    from trigger_relay_local.aws_calls import _ACTION_OF
+
+    code = "\n".join(
+        path.read_text()
+        for folder in ("layers/common/trigger_relay", "functions")
+        for path in (ROOT / folder).rglob("*.py")
+    )
+    services = {
+        "dynamodb": "dynamodb",
+        "s3": "s3",
+        "sqs": "sqs",
+        "secretsmanager": "secretsmanager",
+    }
+    import botocore.session
+
+    session = botocore.session.get_session()
+    actions = set()
+    for service in services:
+        model = session.get_service_model(service)
+        for operation in model.operation_names:
+            method = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+            if re.search(rf"\.{method}\(", code):
+                actions.add(f"{service}:{_ACTION_OF.get((service, operation), operation)}")
+    if "TransactItems" in code:
+        actions |= {
+            f"dynamodb:{kind}Item" for kind in ("Put", "Update", "Delete") if f'"{kind}"' in code
+        }
+    return actions
+
+
+def test_every_grant_in_the_functions_roles_is_an_action_their_code_calls(
+    transformed: dict[str, Any],
+) -> None:
+    used = actions_the_code_calls()
+    assert {"dynamodb:UpdateItem", "s3:PutObject", "sqs:SendMessage"} <= used
+    for name, role in of_type(transformed, "AWS::IAM::Role").items():
+        principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+        if principal != {"Service": ["lambda.amazonaws.com"]}:
+            continue
+        for policy in role["Properties"].get("Policies", []):
+            if policy["PolicyName"] in PLATFORM_GRANTS:
+                continue
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"]
+                for action in actions if isinstance(actions, list) else [actions]:
+                    assert any(fnmatch.fnmatchcase(u, action) for u in used), (
+                        f"{name} grants {action}, which no code path calls"
+                    )
+
+
+def test_the_ingest_rule_filters_by_source_prefix_only_as_explain_and_send_assume(
+    template: dict[str, Any],
+) -> None:
+    from trigger_relay_local.explain import source_prefix_default
+
+    rule = template["Resources"]["IngestRule"]["Properties"]
+    assert rule["EventPattern"] == {"source": [{"prefix": {"Ref": "EventSourcePrefix"}}]}
+    assert source_prefix_default() == template["Parameters"]["EventSourcePrefix"]["Default"]
+    routes_doc = (ROOT / "docs" / "routes.md").read_text()
+    assert "EventSourcePrefix" in routes_doc and "drops an" in routes_doc

@@ -319,3 +319,32 @@ def test_a_route_filtered_redrive_of_an_old_uncertain_row_keeps_the_other_pair()
         assert kept["ledger_keys"] == ["ev-1#welcome-launch"]
         r.pipeline().process(r.receive())
         assert [k for k, _ in vendor.launched] == ["link"]
+
+
+def test_an_event_no_route_took_is_routed_afresh_when_redriven_after_the_routes_are_fixed() -> None:
+    """A new event type arrives before its route: rejected "no route matches". The operator adds
+    the route and redrives: the event is delivered on it, not rejected again for having had no
+    routes the first time."""
+    vendor = FakeAltcraft()
+    with relay(vendor=vendor) as r:
+        r.send({"id": "evt-new", "type": "plan.upgraded", "user": {"email": "n@x.co"}})
+        report = r.pipeline().process(r.receive())
+        r.acknowledge(report)
+        assert set(report.statuses.values()) == {Status.REJECTED}
+        (row,) = r.stored("rejected/")
+        assert row["handling"].get("r") is None, "stored as if it had no routes left"
+        # the routes file gains a route for the type, and the operator redrives
+        r.routes = r.routes.model_copy(
+            update={
+                "routes": [
+                    route.model_copy(
+                        update={"match": route.match.model_copy(update={"type": "plan.upgraded"})}
+                    )
+                    for route in r.routes.routes
+                ]
+            }
+        )
+        assert redrive_rejected(_target(r), None, None) == 1
+        report = r.pipeline().process(r.receive())
+        assert set(report.statuses.values()) == {Status.DELIVERED}
+        assert len(vendor.launched) >= 1

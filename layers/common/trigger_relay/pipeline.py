@@ -101,11 +101,11 @@ class _Progress:
         routes: tuple[str, ...] | None = None,
     ) -> ParkedRecord:
         r = self.record
-        handling = replace(
-            r.handling,
-            event_id=self.event_id,
-            routes=self.pending() if routes is None else routes,
-        )
+        if routes is None:
+            # a record no route took (no match, bad event) keeps what it had: every route, so
+            # that a redrive after the routes file is fixed routes it afresh
+            routes = self.pending() if self.routes else r.handling.routes
+        handling = replace(r.handling, event_id=self.event_id, routes=routes)
         return ParkedRecord(
             r.record_id, r.body, r.attributes, reasons, self.deferred_until, handling, keys or []
         )

@@ -18,6 +18,8 @@ or from ``trigger-relay-local validate``, never at the first event that needs it
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -104,6 +106,8 @@ class Match(BaseModel):
             if wanted is not None and actual not in (
                 [wanted] if isinstance(wanted, str) else wanted
             ):
+                if actual is None:  # an SQS app event has no source or detail-type
+                    return f"the event has no {name}, route wants {wanted!r}"
                 return f"{name} is {actual!r}, route wants {wanted!r}"
         for key, expected in self.attributes.items():
             if event.attributes.get(key) != expected:
@@ -118,6 +122,31 @@ class Match(BaseModel):
             if actual != expected:
                 return f"{compiled.expression} is {actual!r}, route wants {expected!r}"
         return None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line, where it is (1-based) and what is wrong."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+# A value like "<workflow key>": the docs' placeholders, copied without being filled in.
+_PLACEHOLDER = re.compile(r"<[^<>]+>")
+
+
+def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Every string in a params tree, with its path."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{where}.{index}")
 
 
 class Route(BaseModel):
@@ -141,6 +170,12 @@ class Route(BaseModel):
         api = APIS.get(self.action)
         if api is None:
             raise ValueError(f"unknown action {self.action!r}; known: {sorted(APIS)}")
+        for where, value in _strings(self.params, "params"):
+            if _PLACEHOLDER.fullmatch(value.strip()):
+                raise ValueError(
+                    f"{where} is {value!r}, a placeholder: put the real value from the "
+                    "vendor's console there"
+                )
         params = api.params_model.model_validate(self.params)
         required = {n for n, f in api.recipient_model.model_fields.items() if f.is_required()}
         missing = required - self.mapping.keys()
@@ -298,7 +333,7 @@ def parse_routes(text: str, where: str = "routes file") -> RoutesFile:
     try:
         document = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506  # nosec B506 - SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise RoutesError(f"{where}: not valid YAML: {exc}") from None
+        raise RoutesError(f"{where}: not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(document, dict):
         raise RoutesError(f"{where}: must be a mapping with accounts and routes")
     try:
