@@ -1,15 +1,14 @@
-"""Shared fixtures: fake AWS credentials for every test, a Lambda context, the seeds."""
+"""Shared fixtures: fake AWS credentials for every test, a Lambda context, the vendors' published
+samples (tests/contracts)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = ROOT.parent / "shared" / "seeds"
 EVENTS = ROOT / "events"
 
 
@@ -58,25 +57,9 @@ def lambda_context() -> FakeContext:
     return FakeContext()
 
 
-def seed(prefix: str) -> str:
-    """The text of the seed whose file name starts with prefix (e.g. "000")."""
-    matches = sorted(SEEDS.glob(f"{prefix}_*.txt"))
-    assert matches, f"seed {prefix} not found under {SEEDS}"
-    return matches[0].read_text(encoding="utf-8")
+CONTRACTS = ROOT / "tests" / "contracts"
 
 
-def seed_block(text: str, after: str, opener: str = "{") -> str:
-    """The first balanced JSON object (or XML element) that follows the line `after`."""
-    start = text.index(after) + len(after)
-    if opener == "{":
-        begin = text.index("{", start)
-        depth = 0
-        for index in range(begin, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[index], 0)
-            if depth == 0:
-                return text[begin : index + 1]
-        raise AssertionError("unbalanced JSON in seed")
-    begin = text.index(opener, start)
-    tag = re.match(r"<(\w+)", text[begin:]).group(1)  # type: ignore[union-attr]
-    end = text.index(f"</{tag}>", begin) + len(f"</{tag}>")
-    return text[begin:end]
+def contract(name: str) -> str:
+    """A vendor's published sample, as tests/contracts/README.md says where it was taken from."""
+    return (CONTRACTS / name).read_text(encoding="utf-8").removesuffix("\n")

@@ -1,4 +1,5 @@
-"""The vendor simulator answers as the seeds document, over real HTTP."""
+"""The vendor simulator answers as the vendors' pages document (tests/contracts/README.md),
+over real HTTP."""
 
 from __future__ import annotations
 

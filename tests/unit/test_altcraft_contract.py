@@ -1,4 +1,5 @@
-"""Contract: Altcraft bulk launch (seed 002) and trigger launch v1.1 / v1.0 link (seed 004)."""
+"""Contract: Altcraft bulk launch and trigger launch v1.1 / v1.0 link, against the samples Altcraft
+publishes (tests/contracts/altcraft)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import seed, seed_block
+from tests.conftest import contract
 from trigger_relay.vendors.altcraft_bulk import ALTCRAFT_BULK, BulkParams, BulkRecipient
 from trigger_relay.vendors.altcraft_link import ALTCRAFT_LINK, LinkParams, LinkRecipient, address
 from trigger_relay.vendors.altcraft_trigger import ALTCRAFT_TRIGGER, ProfileRecipient, TriggerParams
 from trigger_relay.vendors.outcomes import Outcome
 from trigger_relay.vendors.xxh64 import xxh64_hex
 
-BULK = seed("002")
-LAUNCH = seed("004")
 TOKEN = "abcdefghijklmnqrstuvwxyz"
 BASE = "https://example.com"
 
@@ -40,8 +39,8 @@ def xml_tree(text: str | bytes) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- bulk (002)
 
 
-def test_bulk_json_by_email_is_the_seed_sample() -> None:
-    sample = json.loads(seed_block(BULK, "Request example (matching by email)"))
+def test_bulk_json_by_email_is_the_documented_sample() -> None:
+    sample = json.loads(contract("altcraft/bulk-request-by-email.json"))
     params = BulkParams(trigger_id=8, format="json", matching="email")
     recipients = [BulkRecipient(email=d["email"]) for d in sample["data"]]
     request = ALTCRAFT_BULK.build(recipients, params, token=TOKEN, base_url=BASE)
@@ -51,8 +50,8 @@ def test_bulk_json_by_email_is_the_seed_sample() -> None:
     assert list(json.loads(request.content)) == list(sample)  # same key order
 
 
-def test_bulk_json_by_custom_field_is_the_seed_sample() -> None:
-    sample = json.loads(seed_block(BULK, "Request example (matching by custom field)"))
+def test_bulk_json_by_custom_field_is_the_documented_sample() -> None:
+    sample = json.loads(contract("altcraft/bulk-request-by-custom-field.json"))
     params = BulkParams(
         trigger_id=96, matching="custom", field_name="Custom_ID", skip_triggers=False
     )
@@ -62,10 +61,10 @@ def test_bulk_json_by_custom_field_is_the_seed_sample() -> None:
 
 
 @pytest.mark.parametrize(
-    ("anchor", "params", "recipients"),
+    ("sample_file", "params", "recipients"),
     [
         (
-            "Request example (matching by email)",
+            "altcraft/bulk-request-by-email.xml",
             BulkParams(trigger_id=85, format="xml"),
             [
                 BulkRecipient(email="example1@example.com"),
@@ -73,7 +72,7 @@ def test_bulk_json_by_custom_field_is_the_seed_sample() -> None:
             ],
         ),
         (
-            "Request example (matching by custom field)",
+            "altcraft/bulk-request-by-custom-field.xml",
             BulkParams(
                 trigger_id=85,
                 format="xml",
@@ -85,23 +84,22 @@ def test_bulk_json_by_custom_field_is_the_seed_sample() -> None:
         ),
     ],
 )
-def test_bulk_xml_requests_are_the_seed_samples(
-    anchor: str, params: BulkParams, recipients: list
+def test_bulk_xml_requests_are_the_documented_samples(
+    sample_file: str, params: BulkParams, recipients: list
 ) -> None:
-    sample = seed_block(BULK, anchor, "<xml")
+    sample = contract(sample_file)
     request = ALTCRAFT_BULK.build(recipients, params, token=TOKEN, base_url=BASE)
     assert xml_tree(request.content) == xml_tree(sample)
     assert request.headers["Content-Type"].startswith("application/xml")
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_bulk_seed_responses_parse(fmt: str) -> None:
+def test_bulk_documented_responses_parse(fmt: str) -> None:
     recipients = [
         BulkRecipient(email="example1@example.com"),
         BulkRecipient(email="example2@example.com"),
     ]
-    anchor = "Response example\n"
-    body = seed_block(BULK, anchor) if fmt == "json" else seed_block(BULK, anchor, "<xml")
+    body = contract(f"altcraft/bulk-response.{fmt}")
     response = httpx.Response(200, text=body, headers={"content-type": f"application/{fmt}"})
     result = ALTCRAFT_BULK.parse(response, recipients)
     assert {r.outcome for r in result.by_recipient.values()} == {Outcome.DELIVERED}
@@ -110,8 +108,7 @@ def test_bulk_seed_responses_parse(fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_bulk_body_too_large_answer_is_rejected_with_its_reason(fmt: str) -> None:
-    anchor = "Response example when a request constraint is triggered"
-    body = seed_block(BULK, anchor) if fmt == "json" else seed_block(BULK, anchor, "<xml")
+    body = contract(f"altcraft/bulk-response-body-too-large.{fmt}")
     response = httpx.Response(200, text=body, headers={"content-type": f"application/{fmt}"})
     result = ALTCRAFT_BULK.parse(response, [BulkRecipient(email="a@b.co")])
     (outcome,) = result.by_recipient.values()
@@ -148,12 +145,12 @@ def test_bulk_default_cap_is_10_mb() -> None:
 # ---------------------------------------------------------------- launch v1.1 (004)
 
 
-def launch_sample(anchor: str) -> dict:
-    return json.loads(seed_block(LAUNCH, anchor))
+def launch_sample(name: str) -> dict:
+    return json.loads(contract(f"altcraft/launch-request-{name}.json"))
 
 
-def test_launch_single_profile_is_the_seed_sample() -> None:
-    sample = launch_sample("This example triggers a campaign for a single subscriber:")
+def test_launch_single_profile_is_the_documented_sample() -> None:
+    sample = launch_sample("single-profile")
     params = TriggerParams(id=84, matching="profile_id")
     request = ALTCRAFT_TRIGGER.build(
         [ProfileRecipient(profile_id=sample["profile_id"])], params, token=TOKEN, base_url=BASE
@@ -162,8 +159,8 @@ def test_launch_single_profile_is_the_seed_sample() -> None:
     assert list(json.loads(request.content).items()) == list(sample.items())
 
 
-def test_launch_custom_request_batches_values_as_the_seed_sample() -> None:
-    sample = launch_sample("Send messages to subscribers with Custom_IDs from a list")
+def test_launch_custom_request_batches_values_as_the_documented_sample() -> None:
+    sample = launch_sample("custom-request")
     params = TriggerParams(id=84, matching=None, custom_request_field="Custom_ID")
     values = sample["custom_request"]["Custom_ID"]["$in"]
     request = ALTCRAFT_TRIGGER.build(
@@ -178,8 +175,8 @@ def test_launch_custom_request_batches_values_as_the_seed_sample() -> None:
     )
 
 
-def test_launch_attach_and_content_with_non_ascii_names_is_the_seed_sample() -> None:
-    sample = launch_sample('Attach files "日本.txt" and US.txt".')
+def test_launch_attach_and_content_with_non_ascii_names_is_the_documented_sample() -> None:
+    sample = launch_sample("attach")
     params = TriggerParams(
         id=96, matching="profile_id", attach=sample["attach"], content=sample["content"]
     )
@@ -275,8 +272,8 @@ def test_launch_params_are_checked(kwargs: dict, message: str) -> None:
         TriggerParams(**kwargs)
 
 
-def test_launch_seed_response_parses() -> None:
-    body = seed_block(LAUNCH, "Response example")
+def test_launch_documented_response_parses() -> None:
+    body = contract("altcraft/launch-response.json")
     result = ALTCRAFT_TRIGGER.parse(
         httpx.Response(200, text=body), [ProfileRecipient(email="a@b.co")]
     )
@@ -303,10 +300,8 @@ def test_link_get_addresses_the_profile(addressing: str, last: str) -> None:
     assert request.content == b""
 
 
-def test_link_post_with_fields_is_the_seed_sample() -> None:
-    sample = json.loads(
-        seed_block(LAUNCH, "With POST method you have an option to attach JSON data")
-    )
+def test_link_post_with_fields_is_the_documented_sample() -> None:
+    sample = json.loads(contract("altcraft/link-post-json-data.json"))
     params = LinkParams(link=LINK, addressing="xxh", method="POST", id=96, send_token=True)
     recipient = LinkRecipient(
         email="john@example.com", profile_id=sample["profile_id"], fields=sample["fields"]

@@ -1,4 +1,5 @@
-"""Contract: Zoho Campaigns recipients data (seed 003) in JSON and XML, paging, error codes."""
+"""Contract: Zoho Campaigns recipients data (tests/contracts/zoho) in JSON and XML, paging, error
+codes."""
 
 from __future__ import annotations
 
@@ -7,17 +8,15 @@ from urllib.parse import unquote_plus
 import httpx
 import pytest
 
-from tests.conftest import seed, seed_block
+from tests.conftest import contract
 from trigger_relay.recipients_sync import normalise
 from trigger_relay.safe_xml import UnsafeXml, parse_xml
 from trigger_relay.vendors import zoho_recipients as api
 from trigger_relay.vendors.zoho_recipients import ACTIONS, Page, PageError
 
-TEXT = seed("003")
-
 
 def test_the_nine_actions_are_the_documented_ones() -> None:
-    documented = TEXT.split("action* | String | [", 1)[1].split("]", 1)[0]
+    documented = contract("zoho/campaigns-recipients.actions.txt")
     assert sorted(a.strip() for a in documented.split("|")) == sorted(ACTIONS)
 
 
@@ -34,8 +33,8 @@ def test_build_matches_the_sample_request(fmt: str) -> None:
     assert request.headers["Authorization"] == "Zoho-oauthtoken t"
 
 
-def test_seed_json_response() -> None:
-    body = seed_block(TEXT[TEXT.index("Sample JSON Request") :], "Sample Response")
+def test_documented_json_response() -> None:
+    body = contract("zoho/campaigns-recipients.response.json")
     page = api.parse(httpx.Response(200, text=body), 1, 20, "json")
     assert isinstance(page, Page) and page.last
     assert page.rows[0]["contactemailaddress"] == "john.doe@xyz.com"
@@ -45,8 +44,8 @@ def test_seed_json_response() -> None:
     assert (row["campaign_key"], row["action"]) == ("CK1", "sentcontacts")
 
 
-def test_seed_xml_response() -> None:
-    body = seed_block(TEXT, "Sample XML Request", "<response")
+def test_documented_xml_response() -> None:
+    body = contract("zoho/campaigns-recipients.response.xml")
     page = api.parse(httpx.Response(200, text=body), 1, 20, "xml")
     assert isinstance(page, Page)
     assert page.rows == [

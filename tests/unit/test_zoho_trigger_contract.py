@@ -1,4 +1,4 @@
-"""Contract: Zoho's trigger APIs (seeds 000 and 001), request and response, replayed exactly."""
+"""Contract: Zoho's trigger APIs (tests/contracts/zoho), request and response, replayed exactly."""
 
 from __future__ import annotations
 
@@ -8,25 +8,25 @@ from urllib.parse import unquote_plus
 import httpx
 import pytest
 
-from tests.conftest import seed, seed_block
+from tests.conftest import contract
 from trigger_relay.vendors.outcomes import Outcome
 from trigger_relay.vendors.recipients import EmailRecipient
 from trigger_relay.vendors.zoho import ZohoCodes, service_url
 from trigger_relay.vendors.zoho_trigger import CAMPAIGNS_WORKFLOW, MA_JOURNEY, ZohoTrigger
 
-SEEDS = {CAMPAIGNS_WORKFLOW.action: "000", MA_JOURNEY.action: "001"}
+SAMPLES = {
+    CAMPAIGNS_WORKFLOW.action: "zoho/campaigns-workflow-trigger",
+    MA_JOURNEY.action: "zoho/marketing-automation-journey-trigger",
+}
 APIS = [CAMPAIGNS_WORKFLOW, MA_JOURNEY]
 
 
 def sample_request_url(api: ZohoTrigger) -> str:
-    text = seed(SEEDS[api.action])
-    line = text[text.index("Sample request") :].splitlines()[1]
-    return line.removeprefix("Copied").strip()
+    return contract(f"{SAMPLES[api.action]}.request-url.txt")
 
 
 def sample_response(api: ZohoTrigger) -> dict:
-    text = seed(SEEDS[api.action])
-    return json.loads(seed_block(text, "Sample Response"))
+    return json.loads(contract(f"{SAMPLES[api.action]}.response.json"))
 
 
 def params_from_sample(api: ZohoTrigger):
@@ -41,13 +41,13 @@ def params_from_sample(api: ZohoTrigger):
 
 
 @pytest.mark.parametrize("api", APIS, ids=lambda a: a.action)
-def test_build_makes_the_seed_sample_request(api: ZohoTrigger) -> None:
-    # Given the seed's sample keys and emails
+def test_build_makes_the_documented_sample_request(api: ZohoTrigger) -> None:
+    # Given the documented sample keys and emails
     params, recipients = params_from_sample(api)
     base = service_url(api.service, "com")
     # When the request is built
     request = api.build(recipients, params, token="1000.abc", base_url=base)
-    # Then, decoded, it is the seed's sample URL, with Zoho's headers, and POST
+    # Then, decoded, it is the documented sample URL, with Zoho's headers, and POST
     assert unquote_plus(str(request.url)) == sample_request_url(api)
     assert request.method == "POST"
     assert request.headers["Authorization"] == "Zoho-oauthtoken 1000.abc"
@@ -56,7 +56,7 @@ def test_build_makes_the_seed_sample_request(api: ZohoTrigger) -> None:
 
 
 @pytest.mark.parametrize("api", APIS, ids=lambda a: a.action)
-def test_seed_sample_response_parses_to_its_outcomes(api: ZohoTrigger) -> None:
+def test_documented_sample_response_parses_to_its_outcomes(api: ZohoTrigger) -> None:
     _, recipients = params_from_sample(api)
     response = httpx.Response(200, json=sample_response(api))
     result = api.parse(response, recipients)

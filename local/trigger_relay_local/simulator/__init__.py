@@ -1,4 +1,5 @@
-"""A vendor simulator: a real HTTP server that answers as the vendor API seeds document."""
+"""A vendor simulator: a real HTTP server that answers as the vendors' API pages document
+(tests/contracts/README.md lists them)."""
 
 from .server import Simulator
 from .state import SimConfig

@@ -1,5 +1,5 @@
-"""Altcraft as seeds 002 and 004 document it: bulk launch (JSON/XML, 10 MB cap), launch v1.1,
-and the v1.0 per-profile link."""
+"""Altcraft as its Bulk trigger launch and Trigger launch pages document it: bulk launch
+(JSON/XML, 10 MB cap), launch v1.1, and the v1.0 per-profile link."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ class SimConfig:
     altcraft_token: str = "local-altcraft-token"  # noqa: S105 - the simulator's own fake
     altcraft_triggers: set[str] = field(default_factory=set)  # trigger campaign ids
     altcraft_links: set[str] = field(default_factory=set)  # the base16 values of v1.0 links
-    # (calls, window seconds, lock seconds) per API, as the seeds document.
+    # (calls, window seconds, lock seconds) per API, as the vendors document.
     limits: dict[str, tuple[int, float, float]] = field(
         default_factory=lambda: {
             "zoho_campaigns.workflow_trigger": (500, 300, 1800),

@@ -1,4 +1,4 @@
-"""Zoho as the seeds document it: OAuth, the two trigger APIs, and recipients data.
+"""Zoho as its API pages document it: OAuth, the two trigger APIs, and recipients data.
 
 Handlers take the parsed request and answer (HTTP status, content type, body). Like Zoho, they
 report errors with HTTP 200 and a ``code`` in the body.

@@ -1,4 +1,5 @@
-"""Altcraft bulk trigger launch (seed 002): POST /api/v1.1/campaigns/triggers/start_batch.
+"""Altcraft bulk trigger launch: POST /api/v1.1/campaigns/triggers/start_batch.
+(guides.altcraft.com, developer guide: Bulk trigger launch)
 
 One call launches a trigger campaign for many profiles, matched by email or by a custom field.
 JSON or XML, as the route asks. Bodies are capped at 10 MB, so calls are cut by encoded size.

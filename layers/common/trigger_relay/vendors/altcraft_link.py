@@ -1,4 +1,5 @@
-"""Altcraft trigger launch v1.0 (seed 004): the per-profile trigger link, GET or POST.
+"""Altcraft trigger launch v1.0: the per-profile trigger link, GET or POST.
+(guides.altcraft.com, developer guide: Trigger launch (API call))
 
 ``http://<tracking domain>/trg/<base16 value>/<email | md5 | xxh>`` launches the trigger for
 the one profile the last segment names: its email, or the MD5 or XX hash (XXH64) of it. POST

@@ -1,4 +1,5 @@
-"""Altcraft trigger launch v1.1 (seed 004): POST /api/v1.1/campaigns/triggers/start/.
+"""Altcraft trigger launch v1.1: POST /api/v1.1/campaigns/triggers/start/.
+(guides.altcraft.com, developer guide: Trigger launch (API call))
 
 Matching by email, phone, profile_id or a custom field launches for one profile per call.
 With ``custom_request_field`` the route batches instead: many events' values go into one call

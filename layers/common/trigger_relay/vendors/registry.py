@@ -49,7 +49,7 @@ APIS: dict[str, TriggerApi] = {
     for api in (CAMPAIGNS_WORKFLOW, MA_JOURNEY, ALTCRAFT_BULK, ALTCRAFT_TRIGGER, ALTCRAFT_LINK)
 }
 
-# The seeds' numbers for Zoho: calls per 5 minutes, then a 30-minute lock. Altcraft documents
+# Zoho's documented numbers: calls per 5 minutes, then a 30-minute lock. Altcraft documents
 # no call limit; these defaults keep a runaway backlog polite and are meant to be overridden.
 DEFAULT_LIMITS: dict[str, Limit] = {
     CAMPAIGNS_WORKFLOW.action: Limit(calls=500, window_seconds=300, lock_seconds=1800),

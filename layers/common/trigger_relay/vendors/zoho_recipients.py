@@ -1,4 +1,5 @@
-"""Zoho Campaigns "get campaign recipients data" (seed 003): JSON or XML, paged.
+"""Zoho Campaigns "get campaign recipients data": JSON or XML, paged.
+(zoho.com/campaigns/help/developers/campaign-recipient-data.html)
 
 POST /api/v1.1/getcampaignrecipientsdata?resfmt=JSON&campaignkey=..&action=..&fromindex=1&range=200
 """

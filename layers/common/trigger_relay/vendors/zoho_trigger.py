@@ -1,7 +1,8 @@
 """Zoho's "trigger into a workflow / journey" APIs: up to 200 emails a call.
 
-Zoho Campaigns (seed 000): POST /api/v1.1/workflow/{workflowkey}/action/trigger?details={...}
-Zoho Marketing Automation (seed 001):
+Zoho Campaigns (zoho.com/campaigns/help/developers/trigger-contacts.html):
+    POST /api/v1.1/workflow/{workflowkey}/action/trigger?details={...}
+Zoho Marketing Automation (zoho.com/marketingautomation/help/developers/trigger-leads.html):
     POST /api/v1/journeys/{journeykey}/action/trigger?details={...}
 Both take ``details`` = {"lead_email": "a,b,c", "triggerkey": ..., "listkey": ...} in the query
 string and answer ``triggered_leads``, ``already_triggered`` and ``ignored_leads``.
@@ -55,7 +56,8 @@ class ZohoTrigger:
     key_field: str
     params_model: type[_Params]
     vendor: str = "zoho"
-    # Zoho answers a repeat as already_triggered: calling again is harmless (seeds 000, 001)
+    # Zoho answers a repeat as already_triggered: calling again is harmless (both trigger
+    # pages' sample responses)
     deduplicates: bool = True
     max_recipients: int = MAX_EMAILS
     recipient_model: type[EmailRecipient] = EmailRecipient
