@@ -53,10 +53,22 @@ _APPLIED = False
 _DYNAMODB_LOCK = threading.Lock()
 
 
+# The moto these patches were written against (pyproject pins it): they replace its internals.
+MOTO_VERSION = "5.2.5"
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    from importlib.metadata import version
+
+    if version("moto") != MOTO_VERSION:
+        raise RuntimeError(
+            f"moto {version('moto')} is installed; the local stack's patches are written for "
+            f"{MOTO_VERSION} (trigger_relay_local/moto_patches.py): install that one "
+            "(`make venv`), or upgrade moto and the patches together"
+        )
     _serialise_dynamodb()
     _uncopied_put_transactions()
     _fast_sqs_receive()

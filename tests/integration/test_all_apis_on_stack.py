@@ -6,10 +6,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from xxhash import xxh64_hexdigest as xxh64_hex
 
 from tests.conftest import ROOT
 from tests.integration.iam import check_calls
-from trigger_relay.vendors.xxh64 import xxh64_hex
 from trigger_relay_local.embedded import Embedded, embedded_stack
 from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, wait_drained
 

@@ -105,3 +105,22 @@ def test_xml_with_entities_is_refused() -> None:
         parse_xml(bomb)
     result = api.parse(httpx.Response(200, content=bomb), 1, 20, "xml")
     assert isinstance(result, PageError) and "DTD" in result.reason
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_dtd_is_refused_in_any_encoding(encoding: str) -> None:
+    """A byte search for "<!DOCTYPE" misses it in UTF-16: the parser itself must refuse."""
+    text = (
+        f'<?xml version="1.0" encoding="{encoding}"?>'
+        '<!DOCTYPE r [<!ENTITY a "' + "x" * 100 + '"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        "<response><code>0</code><contacts>&b;</contacts></response>"
+    )
+    bomb = text.encode(encoding)
+    assert b"<!DOCTYPE" not in bomb
+    # UTF-16 with its byte order mark is read, and its DTD refused; encodings expat cannot
+    # read are refused as unreadable: never expanded, never a crash
+    why = "DTD" if encoding == "utf-16" else "XML"
+    with pytest.raises(UnsafeXml, match=why):
+        parse_xml(bomb)
+    result = api.parse(httpx.Response(200, content=bomb), 1, 20, "xml")
+    assert isinstance(result, PageError) and why in result.reason

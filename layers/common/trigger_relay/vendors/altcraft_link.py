@@ -15,12 +15,12 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
+import xxhash
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .altcraft import AltcraftApi, json_body, launch_result
 from .outcomes import CallResult
 from .recipients import Email
-from .xxh64 import xxh64_hex
 
 
 class LinkField(BaseModel):
@@ -75,7 +75,7 @@ def address(email: str, addressing: str) -> str:
     if addressing == "md5":
         return hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
     if addressing == "xxh":
-        return xxh64_hex(email.lower().encode())
+        return xxhash.xxh64_hexdigest(email.lower().encode())
     return quote(email, safe="@")
 
 
