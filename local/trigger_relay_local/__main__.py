@@ -30,10 +30,16 @@ def _load_routes(path: Path) -> RoutesFile:
 
 
 def _routes(path: Path | None, target: Any = None) -> RoutesFile | None:
+    """The routes the target runs: given, the local stack's, or for a deployed stack the
+    repository's routes file, which `sam build` packs into its layer."""
+    from .stack import ROUTES
+
     if path is not None:
         return _load_routes(path)
     if target is not None and target.local is not None:
         return _load_routes(target.local.routes_file)
+    if target is not None:
+        return _load_routes(ROUTES)
     return None
 
 
@@ -46,8 +52,19 @@ def _event_file(path: Path) -> dict[str, Any]:
         raise UserError(
             f"{path} is not JSON: {exc}", "An event file holds one SQS, EventBridge or app event."
         ) from None
+    except RecursionError:
+        raise UserError(f"{path} is nested too deeply to be an event") from None
     if not isinstance(document, dict):
         raise UserError(f"{path} must hold a JSON object (an SQS, EventBridge or app event)")
+    records = document.get("Records")
+    if records is not None and not (
+        isinstance(records, list)
+        and all(isinstance(r, dict) and isinstance(r.get("body", ""), str) for r in records)
+    ):
+        raise UserError(
+            f"{path}: Records must be a list of SQS records whose body is a string",
+            "As Lambda hands them over: events/sqs-signup.json is one.",
+        )
     return document
 
 
@@ -124,14 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.region:
-        import os
+    import os
 
+    if args.region:
         os.environ["AWS_DEFAULT_REGION"] = args.region
+    elif os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]
     try:
         return int(_run(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `trigger-relay explain ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(Exit.OK)
     except Exception as exc:
         if args.debug:
             raise
@@ -165,9 +187,14 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "explain":
         from .explain import explain
-        from .stack import ROUTES
+        from .stack import ROUTES, LocalStack
+        from .target import STATE_FILE
 
-        routes = _routes(args.routes) or _load_routes(ROUTES)
+        running = args.workdir / STATE_FILE  # a running local stack's routes, else the repo's
+        if args.routes is None and running.exists():
+            routes = _load_routes(LocalStack.load(running).routes_file)
+        else:
+            routes = _routes(args.routes) or _load_routes(ROUTES)
         print("\n".join(explain(_event_file(args.event_file), routes, args.source_prefix)))
         return Exit.OK
     if args.command == "local":
@@ -289,14 +316,46 @@ def _wait_for_signal() -> None:
 
 
 def _local_up(args: argparse.Namespace) -> int:
-    from .embedded import embedded_stack
-    from .fleet import PollerFleet
+    import tempfile
+
     from .stack import ROUTES
-    from .target import STATE_FILE
 
     source = (args.routes or ROUTES).resolve()
-    routes = _load_routes(source)  # refused before anything starts, as `validate` would
-    with embedded_stack(args.workdir, routes_source=source) as env:
+    seen = RoutesWatcher.mtime(source)  # an edit from now on is reloaded, even during start-up
+    with tempfile.TemporaryDirectory() as scratch:
+        # one read, validated, is what the stack starts from
+        snapshot, routes = _validated_copy(source, Path(scratch))
+        return _run_local_stack(args, source, snapshot, routes, seen)
+
+
+def _validated_copy(source: Path, directory: Path) -> tuple[Path, RoutesFile]:
+    """The routes file read once, checked as `validate` checks it, and written to directory:
+    what is installed is exactly what was checked, whatever happens to the file meanwhile."""
+    from trigger_relay.routes import parse_routes
+
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read the routes file {source}: {exc.strerror}") from None
+    try:
+        routes = parse_routes(text, str(source))
+    except RoutesError as exc:
+        raise UserError(
+            f"invalid routes file: {exc}", f"Fix it; `trigger-relay validate {source}` checks it."
+        ) from None
+    copy = directory / "routes.yaml"
+    copy.write_text(text, encoding="utf-8")
+    return copy, routes
+
+
+def _run_local_stack(
+    args: argparse.Namespace, source: Path, snapshot: Path, routes: RoutesFile, seen: int
+) -> int:
+    from .embedded import embedded_stack
+    from .fleet import PollerFleet
+    from .target import STATE_FILE
+
+    with embedded_stack(args.workdir, routes_source=snapshot) as env:
         fleet = PollerFleet(
             env.stack, env.stack.functions["TriggerFunction"], concurrency=2
         ).start()
@@ -314,7 +373,7 @@ def _local_up(args: argparse.Namespace) -> int:
             "the routes file apply at once (checked first); Ctrl-C stops.",
             flush=True,
         )
-        watcher = RoutesWatcher(env, source)
+        watcher = RoutesWatcher(env, source, seen)
         watcher.start()
         try:
             _wait_for_signal()
@@ -331,15 +390,16 @@ class RoutesWatcher(threading.Thread):
     on their next invocation, as a new deploy's would); an invalid one is reported and the
     previous routes stay."""
 
-    def __init__(self, env: Any, source: Path, every: float = 1.0) -> None:
+    def __init__(self, env: Any, source: Path, seen: int, every: float = 1.0) -> None:
         super().__init__(daemon=True)
         self._env, self._source, self._every = env, source, every
         self._stopped = threading.Event()
-        self._seen = self._mtime()
+        self._seen = seen
 
-    def _mtime(self) -> int:
+    @staticmethod
+    def mtime(path: Path) -> int:
         try:
-            return self._source.stat().st_mtime_ns
+            return path.stat().st_mtime_ns
         except OSError:
             return 0
 
@@ -348,36 +408,42 @@ class RoutesWatcher(threading.Thread):
 
     def run(self) -> None:
         while not self._stopped.wait(self._every):
-            mtime = self._mtime()
+            mtime = self.mtime(self._source)
             if mtime == self._seen:
                 continue
             self._seen = mtime
-            self.reload()
+            try:
+                self.reload()
+            except Exception as exc:  # a half-written file, a stack going down: keep watching
+                print(f"routes not reloaded ({type(exc).__name__}: {exc}); keeping the previous")
 
     def reload(self) -> None:
+        import tempfile
+
         import yaml
 
         from .embedded import simulator_secrets
         from .simulator.state import learn_routes
         from .stack import local_routes
 
-        try:
-            routes = load_routes(self._source)
-        except (RoutesError, OSError) as exc:
-            print(f"routes file changed but is invalid; keeping the previous routes: {exc}")
-            return
         stack, simulator = self._env.stack, self._env.simulator
-        config = simulator.state.config
-        learn_routes(config, yaml.safe_load(self._source.read_text(encoding="utf-8")))
-        secrets = stack.client("secretsmanager")
-        existing = {s["Name"] for s in secrets.list_secrets().get("SecretList", [])}
-        for name, value in simulator_secrets(config, self._source).items():
-            if name not in existing:
-                secrets.create_secret(Name=name, SecretString=json.dumps(value))
-        staging = stack.workdir / "staging"
-        staging.mkdir(exist_ok=True)
-        staged = local_routes(simulator.url, staging, self._source)
-        staged.replace(stack.routes_file)  # one rename: a reader sees the old or the new file
+        with tempfile.TemporaryDirectory() as scratch:
+            try:
+                checked, routes = _validated_copy(self._source, Path(scratch))
+            except UserError as exc:
+                print(f"routes file changed but is invalid; keeping the previous routes: {exc}")
+                return
+            config = simulator.state.config
+            learn_routes(config, yaml.safe_load(checked.read_text(encoding="utf-8")))
+            secrets = stack.client("secretsmanager")
+            existing = {s["Name"] for s in secrets.list_secrets().get("SecretList", [])}
+            for name, value in simulator_secrets(config, checked).items():
+                if name not in existing:
+                    secrets.create_secret(Name=name, SecretString=json.dumps(value))
+            staged = local_routes(simulator.url, Path(scratch), checked)
+            beside = stack.routes_file.with_name(stack.routes_file.name + ".new")
+            beside.write_bytes(staged.read_bytes())
+            beside.replace(stack.routes_file)  # one rename: a reader sees the old or the new file
         print(f"routes reloaded from {self._source}: {len(routes.routes)} route(s)", flush=True)
 
 

@@ -59,8 +59,35 @@ def embedded_stack(
     moto_patches.apply()
     from moto.server import ThreadedMotoServer  # the dev extra; imported only here
 
+    workdir = _own_directory(workdir)
     with _only_stack_in(workdir):
         yield from _stack(workdir, sim_config, parameters, routes_source, ThreadedMotoServer)
+
+
+MARKER = ".trigger-relay-local-stack"  # in every directory a local stack made for itself
+
+
+def _own_directory(workdir: Path) -> Path:
+    """The stack's directory, resolved (no `..`, no symlink), and only one the stack may wipe:
+    new, empty, or made by a local stack before. Never the current directory, the checkout or
+    a directory above them."""
+    from .failures import UserError
+    from .template import ROOT
+
+    workdir = workdir.resolve()
+    keep = {Path.cwd().resolve(), ROOT, *Path.cwd().resolve().parents, *ROOT.parents}
+    if workdir in keep:
+        raise UserError(
+            f"{workdir} holds your work; a local stack needs a directory of its own",
+            "Give --workdir a new directory, e.g. .local-stack/mine.",
+        )
+    if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / MARKER).exists():
+        raise UserError(
+            f"{workdir} is not empty and is not a local stack's directory",
+            "Give --workdir a new or empty directory: a local stack clears its directory "
+            "when it starts.",
+        )
+    return workdir
 
 
 @contextmanager
@@ -103,8 +130,10 @@ def _stack(
     routes_source: Path,
     server_class: Any,
 ) -> Iterator[Embedded]:
-    shutil.rmtree(workdir, ignore_errors=True)  # what a crashed stack left: its lock is free
-    workdir.mkdir(parents=True)
+    if (workdir / MARKER).exists():  # what a stopped or crashed stack left: its lock is free
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).write_text("made by trigger-relay local up / demo; cleared on start\n")
     config = sim_config or SimConfig.demo()
     learn_routes(config, yaml.safe_load(routes_source.read_text(encoding="utf-8")))
     moto = server_class(ip_address="127.0.0.1", port=0, verbose=False)

@@ -77,7 +77,7 @@ def describe(exc: BaseException, stack: str | None) -> UserError:
     if isinstance(exc, NoRegionError):
         return UserError(
             f"no AWS region is set, so {where} cannot be found",
-            "Pass --region REGION, or set AWS_REGION (or a region in your AWS profile).",
+            "Pass --region REGION, or set AWS_DEFAULT_REGION (or a region in your AWS profile).",
         )
     if isinstance(exc, NoCredentialsError | PartialCredentialsError | TokenRetrievalError):
         return UserError(

@@ -21,7 +21,7 @@ from trigger_relay.events import (
 from trigger_relay.ledger import DeliveryLedger
 from trigger_relay.parking import REJECTED_PREFIX, UNCERTAIN_PREFIX
 from trigger_relay.queue_messages import Attribute, Handling, Outgoing, QueueWriter, unwrap
-from trigger_relay.routes import BadRecipient, RoutesFile
+from trigger_relay.routes import RoutesFile
 
 from .explain import eventbridge_entry, not_relayed, on_bus, records_of, too_large
 from .failures import Exit, UserError
@@ -163,14 +163,9 @@ def _expected(
         )
     except (BadEvent, ValueError):
         return []  # it will be rejected: follow() finds it in the rejected store
-    keys = []
-    for route in routes.matching(event):
-        try:
-            route.recipient(event)
-        except BadRecipient:
-            continue
-        keys.append(f"{event.event_id}#{route.name}")
-    return keys
+    # every route it matches: one whose recipient is refused ends rejected, so the event is
+    # not delivered until that route is (the stored row says why)
+    return [f"{event.event_id}#{route.name}" for route in routes.matching(event)]
 
 
 def progress_line(settled: int, total: int, waited: float, timeout: float) -> None:

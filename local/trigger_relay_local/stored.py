@@ -75,13 +75,15 @@ def stored_records(
             continue
         for key in rejected_objects(target, prefix):
             day = re.search(r"dt=(\d{4}-\d{2}-\d{2})/", key)
-            if since and day and day[1] < f"{since:%Y-%m-%d}":
+            if since and day and day[1] < f"{since.astimezone(UTC):%Y-%m-%d}":
                 continue
             for row in _read_rows(target, key):
                 record = StoredRecord(name, key, row)
                 if since and record.at < since:
                     continue
-                if reason and not any(reason in r for r in row.get("reasons", [])):
+                if reason and not any(
+                    reason.casefold() in r.casefold() for r in row.get("reasons", [])
+                ):
                     continue
                 if route and route not in record.routes:
                     continue

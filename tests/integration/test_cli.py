@@ -250,6 +250,7 @@ def test_ordinary_mistakes_end_in_one_or_two_lines_and_a_distinct_exit_code(
     env_without_region = {"AWS_EC2_METADATA_DISABLED": "true"}
     result = run_env(tmp_path, env_without_region, "--stack", "prod-relay", "status")
     assert result.returncode == 2 and "no AWS region is set" in result.stderr
+    assert "AWS_DEFAULT_REGION" in result.stderr
     no_traceback(result)
     result = run_env(
         tmp_path, env_without_region, "--stack", "prod-relay", "--region", "eu-west-1", "status"
@@ -321,6 +322,11 @@ def test_rejected_list_and_show_read_the_stores_with_filters(workdir: Path) -> N
     assert "evt-no-email" not in run(workdir, "rejected", "list", "--route", "nope").stdout
     assert "evt-no-email" in run(workdir, "rejected", "list", "--since", "10m").stdout
     assert "evt-no-email" not in run(workdir, "rejected", "list", "--reason", "zzz").stdout
+    assert "evt-no-email" in run(workdir, "rejected", "list", "--reason", "IS MISSING").stdout
+    from datetime import UTC, datetime, timedelta, timezone
+
+    ahead = (datetime.now(UTC) - timedelta(minutes=10)).astimezone(timezone(timedelta(hours=14)))
+    assert "evt-no-email" in run(workdir, "rejected", "list", "--since", ahead.isoformat()).stdout
     shown = run(workdir, "rejected", "show", "evt-no-email")
     assert (
         shown.returncode == 0
@@ -429,3 +435,41 @@ def test_validate_refuses_the_docs_placeholders(tmp_path: Path) -> None:
     result = run(tmp_path, "validate", str(routes))
     assert result.returncode == 2 and "'<workflow key>', a placeholder" in result.stderr
     no_traceback(result)
+
+
+def test_local_up_never_clears_a_directory_it_did_not_make(workdir: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    result = run(mine, "local", "up", timeout=60)
+    assert result.returncode == 2 and "is not empty and is not a local stack's" in result.stderr
+    assert (mine / "notes.txt").read_text() == "my notes"
+    no_traceback(result)
+    # the directory above a running stack (it holds the routes file and the log)
+    above = run(workdir.parent, "local", "up", timeout=60)
+    assert above.returncode == 2, above.stderr
+    assert run(workdir, "status").returncode == 0, "the running stack was touched"
+    # the current directory, spelled as `.`
+    here = subprocess.run(
+        [*CLI, "--workdir", ".", "local", "up"],
+        cwd=mine,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT / "local")]),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert here.returncode == 2 and "holds your work" in here.stderr
+    assert (mine / "notes.txt").exists()
+
+
+def test_malformed_event_files_are_configuration_errors(tmp_path: Path) -> None:
+    for document in ({"Records": {"a": 1}}, {"Records": [{"body": {"type": "x"}}]}):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(document))
+        result = run(tmp_path, "explain", str(bad))
+        assert result.returncode == 2 and "Records must be a list" in result.stderr
+        no_traceback(result)

@@ -19,6 +19,9 @@ ACCEPTED = [
     ("test@домен.рф", "test@xn--d1acufc.xn--p1ai"),
     ("admin@例え.jp", "admin@xn--r8jz45g.jp"),
     ("info@xn--bcher-kva.de", "info@xn--bcher-kva.de"),  # already ASCII
+    # IDNA 2008 (UTS 46), not 2003: sharp s and final sigma stay letters of their own
+    ("anna@straße.de", "anna@xn--strae-oqa.de"),
+    ("a@βόλος.gr", "a@xn--nxasmm1c.gr"),
 ]
 REFUSED = [
     ("josé.müller@zylker.com", "non-ASCII"),

@@ -13,7 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-MAX_EVENT_BYTES = 256 * 1024  # SQS's and EventBridge's own limit
+# SQS's own limit (1 MiB, https://docs.aws.amazon.com/AWSSimpleQueueService/latest/
+# SQSDeveloperGuide/quotas-messages.html): an EventBridge event of up to 256 KB arrives wrapped
+# in its envelope, so the relay takes whatever the queue can hold.
+MAX_EVENT_BYTES = 1024 * 1024
 
 
 class BadEvent(ValueError):

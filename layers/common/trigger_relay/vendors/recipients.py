@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
+import idna
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 # Deliberately plain: one @, no spaces, a dotted ASCII domain; the vendor has the last word.
@@ -39,9 +40,9 @@ def normalise_email(value: str) -> str:
             "mailbox, which Zoho and Altcraft do not document support for)"
         )
     if not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
+        try:  # IDNA 2008 with UTS 46 mapping, as browsers and mail systems convert domains
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
             raise ValueError("not a valid email address: the domain is not a valid IDN") from None
     email = f"{local}@{domain.lower()}"
     if len(email) > MAX_EMAIL_LENGTH:
