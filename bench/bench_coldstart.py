@@ -12,6 +12,7 @@ Run: .venv/bin/python bench/bench_coldstart.py [--runs 9]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import subprocess
@@ -64,9 +65,12 @@ def lambda_like_paths() -> list[Path]:
     import boto3
 
     runtime = CACHE / f"runtime-boto3-{boto3.__version__}"
-    layer = CACHE / "layer"
+    requirements = ROOT / "layers" / "common" / "requirements.txt"
+    # a new pin gets a new directory: a cached layer must be the one requirements.txt describes
+    pins = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+    layer = CACHE / f"layer-{pins}"
     install(runtime, f"boto3=={boto3.__version__}")
-    install(layer, "-r", str(ROOT / "layers" / "common" / "requirements.txt"))
+    install(layer, "-r", str(requirements))
     return [ROOT / "layers" / "common", layer, runtime]
 
 
