@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from . import quota
 from .credentials import Credentials, CredentialsError
 from .observability import logger
 from .quota import Denial, Limit, QuotaGate
@@ -76,7 +77,7 @@ class CallStats:
 
 
 def quota_key(account_name: str, account: Account, api: TriggerApi) -> str:
-    return f"{account.vendor}#{account_name}#{api.quota_api}"
+    return quota.quota_key(account.vendor, account_name, api.quota_api)
 
 
 def call_timeout(limit: Limit, slot_at: float, now: float, deadline: float) -> httpx.Timeout | None:

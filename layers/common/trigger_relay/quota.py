@@ -94,6 +94,11 @@ class Denial:
     locked: bool  # the vendor locked the API (not just a full schedule)
 
 
+def quota_key(vendor: str, account: str, api: str) -> str:
+    """The one shared counter of a vendor API for one account: ``vendor#account#api``."""
+    return f"{vendor}#{account}#{api}"
+
+
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from botocore.exceptions import ClientError
 
+from . import quota
 from .credentials import ZohoTokens
 from .delivery import LATE_SLOTS, call_timeout
 from .observability import logger
@@ -328,7 +329,7 @@ class RecipientsSync:
         self, config: RecipientsSyncConfig, account: Account, campaign: str, action: str, index: int
     ) -> zoho_recipients.Page | zoho_recipients.PageError | str | _Refused:
         limit = account.limit(zoho_recipients.QUOTA_API)
-        quota_key = f"zoho#{config.account}#{zoho_recipients.QUOTA_API}"
+        quota_key = quota.quota_key(account.vendor, config.account, zoho_recipients.QUOTA_API)
         try:  # before the slot: a refresh may wait on another Lambda's mint lease
             token = self._tokens.get(config.account, account)
         except Exception as exc:  # a refused mint, a missing secret: this run can do nothing

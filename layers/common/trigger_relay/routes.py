@@ -265,8 +265,8 @@ class RoutesFile(BaseModel):
                     f"routes.{index} ({route.name}): {route.action} needs a {route.api.vendor} "
                     f"account, {route.account!r} is {account.vendor}"
                 )
-            needs_host = route.action != "altcraft.trigger_link"
-            if needs_host and route.api.base_url(account.data_centre, account.base_url) is None:
+            api = route.api
+            if api.needs_base_url and api.base_url(account.data_centre, account.base_url) is None:
                 raise ValueError(
                     f"routes.{index} ({route.name}): account {route.account!r} needs base_url"
                 )

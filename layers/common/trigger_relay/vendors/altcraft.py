@@ -22,6 +22,7 @@ class AltcraftApi:
     action: str
     # Altcraft documents no deduplication: every accepted call launches the trigger again
     deduplicates: bool = False
+    needs_base_url: bool = True
 
     @property
     def quota_api(self) -> str:

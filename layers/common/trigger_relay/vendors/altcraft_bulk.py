@@ -167,7 +167,10 @@ class AltcraftBulk(AltcraftApi):
         fmt: Format = "json",
     ) -> CallResult:
         keys = [r.key for r in recipients]
-        sent = response.request.headers.get("content-type", "") if response._request else ""
+        try:  # the format the request was sent in; a response built without one has none
+            sent = response.request.headers.get("content-type", "")
+        except RuntimeError:
+            sent = ""
         answer = read_answer(response, keys, "xml" if "xml" in sent else fmt)
         if isinstance(answer, CallResult):
             return answer

@@ -83,6 +83,7 @@ def address(email: str, addressing: str) -> str:
 class AltcraftLink(AltcraftApi):
     action: str = "altcraft.trigger_link"
     vendor: str = "altcraft"
+    needs_base_url: bool = False  # the link in the params is the whole address
     params_model: type[LinkParams] = LinkParams
     recipient_model: type[LinkRecipient] = LinkRecipient
     max_recipients: int = 1  # "allows you to send a trigger to only one profile per request"

@@ -20,6 +20,7 @@ class TriggerApi(Protocol):
     action: str
     vendor: str
     deduplicates: bool  # a repeated call is harmless: the vendor recognises it
+    needs_base_url: bool  # calls go to the account's host (not a full URL in the params)
     params_model: Any
     recipient_model: Any
     max_recipients: int

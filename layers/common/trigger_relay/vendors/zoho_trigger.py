@@ -59,6 +59,7 @@ class ZohoTrigger:
     # Zoho answers a repeat as already_triggered: calling again is harmless (both trigger
     # pages' sample responses)
     deduplicates: bool = True
+    needs_base_url: bool = True
     max_recipients: int = MAX_EMAILS
     recipient_model: type[EmailRecipient] = EmailRecipient
 
