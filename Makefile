@@ -52,6 +52,7 @@ test: venv $(CHECKOV) $(AUDIT)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -q -r layers/common/trigger_relay functions
+	$(BIN)/mypy
 	.venv-audit/bin/python scripts/audit.py
 	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(BIN)/pytest

@@ -116,7 +116,7 @@ class DeliveryLedger:
                 if reason.get("Code") != "ConditionalCheckFailed":
                     again.append(key)  # "None": cancelled for another item; or a conflict
                     continue
-                item = reason.get("Item") or {}
+                item: dict[str, Any] = dict(reason.get("Item") or {})
                 if "claimed_until" in item:
                     claimed_until = float(item["claimed_until"]["N"])
                     if claimed_until <= now:  # only a strict pair is refused for a lapsed claim

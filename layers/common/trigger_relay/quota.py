@@ -209,7 +209,8 @@ class QuotaGate:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            raise _Refused(exc.response.get("Item", {})) from None
+            response: dict[str, Any] = dict(exc.response)
+            raise _Refused(response.get("Item", {})) from None
         return int(answer.get("Attributes", {}).get("tat", {"N": "0"})["N"])
 
 

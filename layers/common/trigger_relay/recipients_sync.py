@@ -178,7 +178,8 @@ class SyncLease:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            item = exc.response.get("Item") or {}
+            response: dict[str, Any] = dict(exc.response)
+            item = response.get("Item") or {}
             return float(item.get("lease_until", {}).get("N", now))
         return None
 

@@ -17,13 +17,29 @@ from .zoho_trigger import CAMPAIGNS_WORKFLOW, MA_JOURNEY
 class TriggerApi(Protocol):
     """One vendor API: pure `chunk`, `build` and `parse`; no I/O."""
 
-    action: str
-    vendor: str
-    deduplicates: bool  # a repeated call is harmless: the vendor recognises it
-    needs_base_url: bool  # calls go to the account's host (not a full URL in the params)
-    params_model: Any
-    recipient_model: Any
-    max_recipients: int
+    # read-only: the APIs are frozen dataclasses
+    @property
+    def action(self) -> str: ...
+
+    @property
+    def vendor(self) -> str: ...
+
+    @property
+    def deduplicates(self) -> bool:
+        """A repeated call is harmless: the vendor recognises it."""
+
+    @property
+    def needs_base_url(self) -> bool:
+        """Calls go to the account's host (not to a full URL given in the params)."""
+
+    @property
+    def params_model(self) -> Any: ...
+
+    @property
+    def recipient_model(self) -> Any: ...
+
+    @property
+    def max_recipients(self) -> int: ...
 
     @property
     def quota_api(self) -> str: ...

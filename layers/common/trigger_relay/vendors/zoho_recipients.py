@@ -25,7 +25,7 @@ Action = Literal[
     "sentsoftbounce",
     "unsentcontacts",
 ]
-ACTIONS: tuple[str, ...] = get_args(Action)
+ACTIONS: tuple[Action, ...] = get_args(Action)
 PATH = "/api/v1.1/getcampaignrecipientsdata"
 QUOTA_API = "zoho_campaigns.recipients"
 # Codes that end a campaign's run with a logged reason (no recipients to read, or no access).
