@@ -58,3 +58,12 @@ def test_every_api_that_takes_an_email_applies_the_rule() -> None:
         assert recipient.email == "Jose@xn--bcher-kva.de", api
         with pytest.raises(ValueError, match="non-ASCII"):
             api.recipient_model.model_validate({"email": "josé@zylker.com"})
+
+
+def test_an_email_in_route_params_follows_the_same_rule() -> None:
+    from trigger_relay.vendors.altcraft_trigger import SubscriptionFilter
+
+    chosen = SubscriptionFilter(email="Info@Bücher.DE", not_strict=False)
+    assert chosen.email == "Info@xn--bcher-kva.de"
+    with pytest.raises(ValueError, match="non-ASCII"):
+        SubscriptionFilter(email="josé@zylker.com", not_strict=False)

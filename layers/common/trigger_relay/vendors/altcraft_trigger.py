@@ -50,7 +50,7 @@ class SubscriptionFilter(BaseModel):
 
     subscription_id: str | None = None
     provider: str | None = None
-    email: str | None = None
+    email: Email | None = None  # the same rule as every recipient's address
     phone: str | None = None
     not_strict: bool = Field(description="true: use another fitting subscription if not found")
 
