@@ -56,16 +56,39 @@ def _event_file(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is nested too deeply to be an event") from None
     if not isinstance(document, dict):
         raise UserError(f"{path} must hold a JSON object (an SQS, EventBridge or app event)")
-    records = document.get("Records")
-    if records is not None and not (
-        isinstance(records, list)
-        and all(isinstance(r, dict) and isinstance(r.get("body", ""), str) for r in records)
-    ):
+    if "Records" in document and not _sqs_records(document["Records"]):
         raise UserError(
-            f"{path}: Records must be a list of SQS records whose body is a string",
+            f"{path}: Records must be a list of SQS records whose body is a string "
+            "(and messageAttributes, if any, name: {stringValue: text})",
             "As Lambda hands them over: events/sqs-signup.json is one.",
         )
+    if "Records" not in document and "detail-type" in document:
+        fields = (document.get("source"), document.get("detail-type"), document.get("detail"))
+        if not (isinstance(fields[0], str) and isinstance(fields[1], str)) or not isinstance(
+            fields[2], dict
+        ):
+            raise UserError(
+                f"{path}: an EventBridge event needs a text source and detail-type and an "
+                "object detail",
+                "events/eventbridge-signup.json is one.",
+            )
     return document
+
+
+def _sqs_records(records: Any) -> bool:
+    """Records as Lambda hands them over, in the parts the CLI reads."""
+    if not isinstance(records, list):
+        return False
+    for record in records:
+        if not isinstance(record, dict) or not isinstance(record.get("body", ""), str):
+            return False
+        attributes = record.get("messageAttributes") or {}
+        if not isinstance(attributes, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("stringValue", ""), str)
+            for v in attributes.values()
+        ):
+            return False
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.region:
         os.environ["AWS_DEFAULT_REGION"] = args.region
-    elif os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
+    elif os.environ.get("AWS_REGION"):  # it overrides AWS_DEFAULT_REGION, as the AWS CLI has it
         os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]
     try:
         return int(_run(args))

@@ -81,6 +81,12 @@ def _own_directory(workdir: Path) -> Path:
             f"{workdir} holds your work; a local stack needs a directory of its own",
             "Give --workdir a new directory, e.g. .local-stack/mine.",
         )
+    inside = next((p for p in workdir.parents if (p / MARKER).exists()), None)
+    if inside is not None:  # that stack clears its whole directory when it restarts
+        raise UserError(
+            f"{workdir} is inside the local stack directory {inside}",
+            "Give --workdir a directory outside it, e.g. a sibling.",
+        )
     if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / MARKER).exists():
         raise UserError(
             f"{workdir} is not empty and is not a local stack's directory",

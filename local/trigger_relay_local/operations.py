@@ -158,7 +158,7 @@ def _expected(
     try:
         event = (
             from_eventbridge(json.loads(body))
-            if is_eventbridge(_json(body) or {})
+            if on_bus({}, _json(body))
             else from_sqs_body(body, record_id, attributes)
         )
     except (BadEvent, ValueError):

@@ -445,6 +445,9 @@ def test_local_up_never_clears_a_directory_it_did_not_make(workdir: Path, tmp_pa
     assert result.returncode == 2 and "is not empty and is not a local stack's" in result.stderr
     assert (mine / "notes.txt").read_text() == "my notes"
     no_traceback(result)
+    # a directory inside a running stack's: that stack clears it when it restarts
+    inner = run(workdir / "inner", "local", "up", timeout=60)
+    assert inner.returncode == 2 and "is inside the local stack directory" in inner.stderr
     # the directory above a running stack (it holds the routes file and the log)
     above = run(workdir.parent, "local", "up", timeout=60)
     assert above.returncode == 2, above.stderr
@@ -467,9 +470,26 @@ def test_local_up_never_clears_a_directory_it_did_not_make(workdir: Path, tmp_pa
 
 
 def test_malformed_event_files_are_configuration_errors(tmp_path: Path) -> None:
-    for document in ({"Records": {"a": 1}}, {"Records": [{"body": {"type": "x"}}]}):
+    for document in (
+        {"Records": {"a": 1}},
+        {"Records": [{"body": {"type": "x"}}]},
+        {"Records": None},
+        {"Records": [{"body": "{}", "messageAttributes": 5}]},
+        {"Records": [{"body": "{}", "messageAttributes": {"a": {"stringValue": 5}}}]},
+    ):
         bad = tmp_path / "bad.json"
         bad.write_text(json.dumps(document))
         result = run(tmp_path, "explain", str(bad))
         assert result.returncode == 2 and "Records must be a list" in result.stderr
         no_traceback(result)
+
+
+def test_a_body_that_is_json_but_not_an_object_ends_rejected_not_in_a_crash(
+    workdir: Path,
+) -> None:
+    odd = workdir.parent / "list-body.json"
+    odd.write_text(json.dumps({"Records": [{"messageId": "m-list", "body": "[1, 2]"}]}))
+    result = run(workdir, "send", str(odd), "--timeout", "30")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "body is a JSON list, not an object" in result.stdout
+    no_traceback(result)
