@@ -82,7 +82,11 @@ def test_a_campaign_syncs_over_several_runs_exactly_once(env: Embedded) -> None:
         result = invoke(env.stack, spec, schedule)
         stops.update(r["stopped"] for r in result["runs"])
         done = [r for r in result["runs"] if r["campaign"] == CAMPAIGN]
-        if "locked" in stops and len(done) == len(ACTIONS) and all(r["rows"] == 0 for r in done):
+        # until the campaign is all synced and a run has skipped the one Zoho gave up on (with
+        # about a second of work per run, how many runs that takes depends on the machine)
+        skipped = any(stop.startswith("skipped: Zoho 6002") for stop in stops)
+        caught_up = len(done) == len(ACTIONS) and all(r["rows"] == 0 for r in done)
+        if "locked" in stops and skipped and caught_up:
             break
         if any(r["stopped"] == "locked" for r in result["runs"]):
             time.sleep(LOCK)
