@@ -12,21 +12,33 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from trigger_relay.routes import RoutesError, RoutesFile, load_routes
+from trigger_relay.routes import RoutesError, RoutesFile, parse_routes
 
 from .failures import Exit, UserError, describe, outcome_code
 from .target import WORKDIR, NoStack, resolve
 
 
-def _load_routes(path: Path) -> RoutesFile:
+def _invalid_routes(exc: RoutesError, path: Path | str = "FILE") -> UserError:
+    return UserError(
+        f"invalid routes file: {exc}", f"Fix it; `trigger-relay validate {path}` checks it."
+    )
+
+
+def _read_routes(path: Path) -> tuple[str, RoutesFile]:
+    """The routes file's text and what it says, checked as `validate` checks it (and read as
+    load_routes reads it, an unreadable file included)."""
     try:
-        return load_routes(path)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _invalid_routes(RoutesError(f"{path}: cannot read: {exc}"), path) from None
+    try:
+        return text, parse_routes(text, str(path))
     except RoutesError as exc:
-        raise UserError(
-            f"invalid routes file: {exc}", f"Fix it; `trigger-relay validate {path}` checks it."
-        ) from None
-    except OSError as exc:
-        raise UserError(f"cannot read the routes file {path}: {exc.strerror}") from None
+        raise _invalid_routes(exc, path) from None
+
+
+def _load_routes(path: Path) -> RoutesFile:
+    return _read_routes(path)[1]
 
 
 def _routes(path: Path | None, target: Any = None) -> RoutesFile | None:
@@ -187,9 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _as_user_error(exc: Exception) -> Exception:
     if isinstance(exc, RoutesError):
-        return UserError(
-            f"invalid routes file: {exc}", "Fix it; `trigger-relay validate` checks it."
-        )
+        return _invalid_routes(exc)
     if isinstance(exc, NoStack):
         return UserError(str(exc))
     return exc
@@ -354,18 +364,7 @@ def _local_up(args: argparse.Namespace) -> int:
 def _validated_copy(source: Path, directory: Path) -> tuple[Path, RoutesFile]:
     """The routes file read once, checked as `validate` checks it, and written to directory:
     what is installed is exactly what was checked, whatever happens to the file meanwhile."""
-    from trigger_relay.routes import parse_routes
-
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read the routes file {source}: {exc.strerror}") from None
-    try:
-        routes = parse_routes(text, str(source))
-    except RoutesError as exc:
-        raise UserError(
-            f"invalid routes file: {exc}", f"Fix it; `trigger-relay validate {source}` checks it."
-        ) from None
+    text, routes = _read_routes(source)
     copy = directory / "routes.yaml"
     copy.write_text(text, encoding="utf-8")
     return copy, routes

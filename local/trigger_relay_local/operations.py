@@ -13,10 +13,9 @@ from typing import Any
 
 from trigger_relay.events import (
     BadEvent,
+    InboundEvent,
     event_identity,
-    from_eventbridge,
     from_sqs_body,
-    is_eventbridge,
 )
 from trigger_relay.ledger import DeliveryLedger
 from trigger_relay.parking import REJECTED_PREFIX, UNCERTAIN_PREFIX
@@ -60,7 +59,8 @@ def send(target: Target, document: dict[str, Any], routes: RoutesFile | None) ->
     the stack's rule would drop is not published either, and says so."""
     records = records_of(document)
     for record_id, body, attributes in records:
-        problem = too_large(_json(body), body, attributes, on_bus(document, _json(body)))
+        payload = _json(body)
+        problem = too_large(payload, body, attributes, on_bus(document, payload))
         if problem is not None:
             raise UserError(
                 f"event {record_id} was not sent: {problem.removeprefix('TOO LARGE - ')}",
@@ -97,22 +97,20 @@ def send(target: Target, document: dict[str, Any], routes: RoutesFile | None) ->
                 },
             )["MessageId"]
         record_id = message_id or payload["id"]
-        event_id = _event_id(body, record_id, attributes)
-        keys = _expected(body, record_id, attributes, routes)
-        sent.append(Sent(event_id, message_id, keys))
+        event = _inbound(body, record_id, attributes)
+        event_id = event.event_id if event is not None else record_id
+        sent.append(Sent(event_id, message_id, _expected(event, routes)))
     return sent
 
 
-def _event_id(body: str, record_id: str, attributes: dict[str, str]) -> str:
-    """The event's own id, as the relay identifies it: an EventBridge id, or an app event's
-    `id` / `idempotency_key`; the SQS message id only when it has none."""
+def _inbound(body: str, record_id: str, attributes: dict[str, str]) -> InboundEvent | None:
+    """The event as the function will read the queued body (its id: an EventBridge event's,
+    an app event's `id` / `idempotency_key`, else the SQS message id), or None when it will
+    be rejected (follow() then finds it in the rejected store)."""
     try:
-        payload = _json(body)
-        if isinstance(payload, dict) and is_eventbridge(payload):
-            return from_eventbridge(payload).event_id
-        return from_sqs_body(body, record_id, attributes).event_id
+        return from_sqs_body(body, record_id, attributes)
     except (BadEvent, ValueError):
-        return record_id
+        return None
 
 
 def _dropped_by_rule(target: Target, payload: dict[str, Any]) -> str | None:
@@ -149,20 +147,10 @@ def _json(body: str) -> Any:
         return None
 
 
-def _expected(
-    body: str, record_id: str, attributes: dict[str, str], routes: RoutesFile | None
-) -> list[str]:
+def _expected(event: InboundEvent | None, routes: RoutesFile | None) -> list[str]:
     """The ledger keys the event's delivery will write: one per route it maps on."""
-    if routes is None:
+    if event is None or routes is None:
         return []
-    try:
-        event = (
-            from_eventbridge(json.loads(body))
-            if on_bus({}, _json(body))
-            else from_sqs_body(body, record_id, attributes)
-        )
-    except (BadEvent, ValueError):
-        return []  # it will be rejected: follow() finds it in the rejected store
     # every route it matches: one whose recipient is refused ends rejected, so the event is
     # not delivered until that route is (the stored row says why)
     return [f"{event.event_id}#{route.name}" for route in routes.matching(event)]

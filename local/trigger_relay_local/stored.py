@@ -13,10 +13,10 @@ from typing import Any
 from trigger_relay.parking import REJECTED_PREFIX, UNCERTAIN_PREFIX
 
 from .failures import Exit, UserError
+from .operations import _read_rows, _route_of, rejected_objects
 from .target import Target
 
 STORES = {"rejected": REJECTED_PREFIX, "uncertain": UNCERTAIN_PREFIX}
-_ROUTE = re.compile(r"^route ([^:]+):")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class StoredRecord:
     @property
     def routes(self) -> list[str]:
         """The routes the reasons name, and the routes still to settle."""
-        named = [m[1] for r in self.row.get("reasons", []) if (m := _ROUTE.match(r))]
+        named = [r for r in map(_route_of, self.row.get("reasons", [])) if r is not None]
         pending = (self.row.get("handling") or {}).get("r") or []
         return list(dict.fromkeys([*named, *pending]))
 
@@ -67,8 +67,6 @@ def stored_records(
 ) -> list[StoredRecord]:
     """The stored records that pass every filter given, oldest first. Only the objects of the
     days since `since` are read."""
-    from .operations import _read_rows, rejected_objects
-
     found = []
     for name, prefix in STORES.items():
         if store not in ("all", name):

@@ -19,8 +19,8 @@ from .recipients_sync import (
     SyncCursors,
     SyncLease,
     SyncReport,
+    iso_ms,
 )
-from .recipients_sync import iso_ms as _iso_ms
 from .routes import RecipientsSyncConfig, RoutesFile
 from .settings import SyncSettings
 
@@ -49,7 +49,7 @@ def run(context: LambdaContext | None, campaigns: list[str] | None = None) -> Sy
     holder = getattr(context, "aws_request_id", None) or uuid.uuid4().hex
     held_until = lease.acquire(holder, ends_at=time.time() + remaining)
     if held_until is not None:
-        until = _iso_ms(datetime.fromtimestamp(held_until, UTC))
+        until = iso_ms(datetime.fromtimestamp(held_until, UTC))
         report = SyncReport(
             skipped=f"another sync run holds the lease until {until}; this run read nothing"
         )
