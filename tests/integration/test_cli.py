@@ -32,18 +32,28 @@ TRIAL_ROUTE = """
 """
 
 
-def run(workdir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT / "local")])
+def cli(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it: its own process, none of the test's AWS settings."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(env or {})
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "layers" / "common"), str(ROOT / "local")]
+    )
     return subprocess.run(
-        [*CLI, "--workdir", str(workdir), *args],
-        cwd=ROOT,
-        env=env,
+        [*CLI, *args],
+        cwd=cwd,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+def run(workdir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return cli("--workdir", str(workdir), *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -262,19 +272,8 @@ def test_ordinary_mistakes_end_in_one_or_two_lines_and_a_distinct_exit_code(
 
 
 def run_env(workdir: Path, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(extra)
-    env["HOME"] = str(workdir)  # no ~/.aws of the machine running the tests
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT / "local")])
-    return subprocess.run(
-        [*CLI, "--workdir", str(workdir / "none"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    # HOME: no ~/.aws of the machine running the tests
+    return cli("--workdir", str(workdir / "none"), *args, env={**extra, "HOME": str(workdir)})
 
 
 def test_a_routes_change_applies_to_the_running_stack_and_a_redrive_then_delivers(
@@ -404,18 +403,7 @@ def test_explain_and_send_agree_on_size_case_and_international_addresses(
     refused = run(workdir, "send", str(signup("josé.müller@zylker.com")))
     assert refused.returncode == 3 and "non-ASCII" in refused.stdout
     # from another directory, the default routes file is still found
-    elsewhere = subprocess.run(
-        [*CLI, "explain", str(signup("ann@example.com"))],
-        cwd=tmp_path,
-        env={
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT / "local")]),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    elsewhere = cli("explain", str(signup("ann@example.com")), cwd=tmp_path, timeout=60)
     assert elsewhere.returncode == 0 and "+ signup-welcome-workflow" in elsewhere.stdout, (
         elsewhere.stderr
     )
@@ -453,18 +441,7 @@ def test_local_up_never_clears_a_directory_it_did_not_make(workdir: Path, tmp_pa
     assert above.returncode == 2, above.stderr
     assert run(workdir, "status").returncode == 0, "the running stack was touched"
     # the current directory, spelled as `.`
-    here = subprocess.run(
-        [*CLI, "--workdir", ".", "local", "up"],
-        cwd=mine,
-        env={
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT / "local")]),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    here = cli("--workdir", ".", "local", "up", cwd=mine, timeout=60)
     assert here.returncode == 2 and "holds your work" in here.stderr
     assert (mine / "notes.txt").exists()
 
