@@ -37,9 +37,10 @@ ENV = {
 TIMER = "import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
 # What the first invocation adds: the domain package, boto3, and loading the routes file.
 FIRST_CALL = {
-    "trigger": "import app; from trigger_relay import service; service.check_configuration()",
-    "recipients_sync": "import app; from trigger_relay import sync_service; "
-    "sync_service.check_configuration()",
+    "trigger": "import app; from trigger_relay.functions import trigger as f; "
+    "f.check_configuration()",
+    "recipients_sync": "import app; from trigger_relay.functions import recipients_sync as f; "
+    "f.check_configuration()",
 }
 
 

@@ -31,11 +31,11 @@ from moto import mock_aws
 sys.path[:0] = [str(Path(__file__).parent)]
 from report import Row, finish, print_table  # noqa: E402
 
-from trigger_relay.credentials import Credentials, ZohoTokens  # noqa: E402
-from trigger_relay.delivery import Deferred, VendorCaller  # noqa: E402
-from trigger_relay.planning import Delivery, plan_calls  # noqa: E402
-from trigger_relay.quota import Denial, Grant, Limit, QuotaGate  # noqa: E402
-from trigger_relay.routes import parse_routes  # noqa: E402
+from trigger_relay.pipeline.planning import Delivery, plan_calls  # noqa: E402
+from trigger_relay.pipeline.routes import parse_routes  # noqa: E402
+from trigger_relay.pipeline.vendor_calls import Deferred, VendorCaller  # noqa: E402
+from trigger_relay.stores.credentials import Credentials, ZohoTokens  # noqa: E402
+from trigger_relay.stores.quota import Denial, Grant, Limit, QuotaGate  # noqa: E402
 from trigger_relay.vendors.outcomes import Outcome  # noqa: E402
 from trigger_relay_local.simulator import SimConfig, Simulator  # noqa: E402
 from trigger_relay_local.simulator.state import Flow, MailingList  # noqa: E402
@@ -271,7 +271,7 @@ def draw(results: list[Result], path: Path) -> None:
 
 def main() -> None:
     # the bench's own recipient factory (a route's recipient model from an event number)
-    from trigger_relay.routes import Route
+    from trigger_relay.pipeline.routes import Route
 
     Route.recipient_model_for = lambda self, n: self.api.recipient_model(
         email=f"user{n}@example.com"

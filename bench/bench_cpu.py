@@ -21,9 +21,9 @@ import httpx
 sys.path[:0] = [str(Path(__file__).parent)]
 from report import Row, finish, print_table  # noqa: E402
 
-from trigger_relay.ledger import Claims  # noqa: E402
-from trigger_relay.pipeline import InboundRecord, TriggerPipeline  # noqa: E402
-from trigger_relay.routes import load_routes  # noqa: E402
+from trigger_relay.pipeline.relay import InboundRecord, TriggerPipeline  # noqa: E402
+from trigger_relay.pipeline.routes import load_routes  # noqa: E402
+from trigger_relay.stores.ledger import Claims  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = 10_000

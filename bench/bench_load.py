@@ -29,11 +29,17 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).parent)]
 from report import Row, finish, print_table  # noqa: E402
 
-from trigger_relay_local.embedded import embedded_stack  # noqa: E402
-from trigger_relay_local.emf import metric_totals  # noqa: E402
-from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, signups, wait_drained  # noqa: E402
+from trigger_relay_local.lambda_runtime.emf import metric_totals  # noqa: E402
+from trigger_relay_local.lambda_runtime.fleet import (  # noqa: E402
+    PollerFleet,
+    enqueue,
+    queue_depth,
+    signups,
+    wait_drained,
+)
 from trigger_relay_local.simulator import SimConfig  # noqa: E402
-from trigger_relay_local.stack import write_routes  # noqa: E402
+from trigger_relay_local.stack.embedded import embedded_stack  # noqa: E402
+from trigger_relay_local.stack.local_stack import write_routes  # noqa: E402
 
 API = "zoho_campaigns.workflow_trigger"
 

@@ -24,11 +24,11 @@ sys.path[:0] = [str(Path(__file__).parent)]
 from report import Row, finish, print_table  # noqa: E402
 
 from trigger_relay.vendors.zoho_recipients import ACTIONS  # noqa: E402
-from trigger_relay_local.embedded import embedded_stack  # noqa: E402
-from trigger_relay_local.fleet import invoke_measured  # noqa: E402
+from trigger_relay_local.lambda_runtime.fleet import invoke_measured  # noqa: E402
 from trigger_relay_local.simulator import SimConfig  # noqa: E402
 from trigger_relay_local.simulator.state import Campaign  # noqa: E402
-from trigger_relay_local.stack import write_routes  # noqa: E402
+from trigger_relay_local.stack.embedded import embedded_stack  # noqa: E402
+from trigger_relay_local.stack.local_stack import write_routes  # noqa: E402
 
 API = "zoho_campaigns.recipients"
 CAMPAIGN = "bench0000000000000000000000000001"

@@ -27,7 +27,7 @@ def _fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 def _clear_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
 
-    from trigger_relay import clients
+    from trigger_relay.functions import clients
 
     parameters.clear_caches()
     for factory in (

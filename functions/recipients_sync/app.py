@@ -15,11 +15,11 @@ if TYPE_CHECKING:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Imported on the first invocation (see functions/trigger/app.py), where a bad routes file
     # or a missing setting fails the cold start with a message that names it.
-    from trigger_relay import sync_service
+    from trigger_relay.functions import recipients_sync
 
-    sync_service.check_configuration()
+    recipients_sync.check_configuration()
     campaigns = event.get("campaigns")  # an on-demand run (trigger-relay sync) names them
-    report = sync_service.run(context, campaigns if isinstance(campaigns, list) else None)
+    report = recipients_sync.run(context, campaigns if isinstance(campaigns, list) else None)
     return {
         "rows": report.rows,
         "pages": report.pages,

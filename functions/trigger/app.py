@@ -16,13 +16,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # Imported on the first invocation, which also loads the routes file: a bad file or a
     # missing setting fails the cold start there, naming the route and field. Keeping it out of
     # the module import halves the import time (bench/bench_coldstart.py).
-    from trigger_relay import service
+    from trigger_relay.functions import trigger
 
-    service.check_configuration()
+    trigger.check_configuration()
     if "Records" not in event:  # invoked by an EventBridge rule directly
-        record = service.eventbridge_as_record(event)
-        report = service.run([record], context)
-        service.park_unsent(report, [record])
+        record = trigger.eventbridge_as_record(event)
+        report = trigger.run([record], context)
+        trigger.park_unsent(report, [record])
         return {"status": report.statuses[record.record_id].value}
-    report = service.run(service.sqs_records(event), context)
+    report = trigger.run(trigger.sqs_records(event), context)
     return report.partial_batch_response()

@@ -1,1 +1,1 @@
-"""Trigger Relay on one machine: the vendor simulator, the embedded local stack and the CLI."""
+"""Trigger Relay on one machine: the vendor simulator, the local stack, Lambda as processes."""

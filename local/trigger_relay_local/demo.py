@@ -14,14 +14,13 @@ from typing import Any
 from urllib.parse import unquote
 
 from trigger_relay.observability import mask_email
-from trigger_relay.routes import load_routes
-
-from .embedded import Embedded, embedded_stack
-from .emf import metric_totals
-from .fleet import PollerFleet, invoke, queue_depth, wait_drained
-from .status import format_status, quota_status
-from .target import DEMO_WORKDIR
-from .template import ROOT
+from trigger_relay.pipeline.routes import load_routes
+from trigger_relay_cli.status import format_status, quota_status
+from trigger_relay_cli.target import DEMO_WORKDIR
+from trigger_relay_local.lambda_runtime.emf import metric_totals
+from trigger_relay_local.lambda_runtime.fleet import PollerFleet, invoke, queue_depth, wait_drained
+from trigger_relay_local.stack.embedded import Embedded, embedded_stack
+from trigger_relay_local.stack.template import ROOT
 
 EVENTS = ROOT / "events"
 
@@ -71,7 +70,7 @@ def _mask_details(details: str) -> str:
 def _rejected(env: Embedded) -> list[dict[str, Any]]:
     s3 = env.stack.client("s3")
     bucket = env.stack.outputs["RecipientsBucketName"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for item in s3.list_objects_v2(Bucket=bucket, Prefix="rejected/").get("Contents", []):
         data = gzip.decompress(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
         rows.extend(json.loads(line) for line in data.splitlines() if line)

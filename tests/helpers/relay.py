@@ -18,22 +18,22 @@ import boto3
 import httpx
 from moto import mock_aws
 
-from trigger_relay import service
-from trigger_relay.credentials import Credentials, ZohoTokens
-from trigger_relay.delivery import VendorCaller
-from trigger_relay.ledger import DeliveryLedger
-from trigger_relay.parking import (
+from trigger_relay.functions import trigger as service
+from trigger_relay.pipeline.relay import BatchReport, InboundRecord, TriggerPipeline
+from trigger_relay.pipeline.routes import RoutesFile, parse_routes
+from trigger_relay.pipeline.vendor_calls import VendorCaller
+from trigger_relay.stores.credentials import Credentials, ZohoTokens
+from trigger_relay.stores.ledger import DeliveryLedger
+from trigger_relay.stores.parking import (
     REJECTED_PREFIX,
     UNCERTAIN_PREFIX,
     DeferralLimit,
     Deferrals,
     RejectedStore,
 )
-from trigger_relay.pipeline import BatchReport, InboundRecord, TriggerPipeline
-from trigger_relay.quota import QuotaGate
-from trigger_relay.routes import RoutesFile, parse_routes
-from trigger_relay_local import moto_patches
-from trigger_relay_local.poller import lambda_record
+from trigger_relay.stores.quota import QuotaGate
+from trigger_relay_local.lambda_runtime.poller import lambda_record
+from trigger_relay_local.stack import moto_patches
 
 REGION = "eu-west-1"
 ALTCRAFT_TOKEN = "altcraft-secret-token"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trigger_relay_local.embedded import Embedded, embedded_stack
+from trigger_relay_local.stack.embedded import Embedded, embedded_stack
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import fnmatch
 import json
 from typing import Any
 
-from trigger_relay_local import aws_calls
-from trigger_relay_local.embedded import Embedded
-from trigger_relay_local.fleet import calls_dir
+from trigger_relay_local.lambda_runtime import aws_calls
+from trigger_relay_local.lambda_runtime.fleet import calls_dir
+from trigger_relay_local.stack.embedded import Embedded
 
 
 def role_statements(env: Embedded, logical_id: str) -> list[dict[str, Any]]:

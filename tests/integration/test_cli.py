@@ -18,7 +18,7 @@ from tests.conftest import EVENTS, ROOT
 
 pytestmark = pytest.mark.integration
 
-CLI = [sys.executable, "-m", "trigger_relay_local"]
+CLI = [sys.executable, "-m", "trigger_relay_cli"]
 TRIAL_ROUTE = """
   - name: trial-ended-workflow
     match: {type: trial.ended}

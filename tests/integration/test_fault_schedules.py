@@ -30,23 +30,23 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from trigger_relay import service
-from trigger_relay.credentials import Credentials, SharedTokenStore, ZohoTokens
-from trigger_relay.delivery import VendorCaller
-from trigger_relay.ledger import DeliveryLedger
-from trigger_relay.parking import (
+from trigger_relay.functions import trigger as service
+from trigger_relay.pipeline.relay import BatchReport, InboundRecord, TriggerPipeline
+from trigger_relay.pipeline.routes import load_routes
+from trigger_relay.pipeline.vendor_calls import VendorCaller
+from trigger_relay.stores.credentials import Credentials, SharedTokenStore, ZohoTokens
+from trigger_relay.stores.ledger import DeliveryLedger
+from trigger_relay.stores.parking import (
     REJECTED_PREFIX,
     UNCERTAIN_PREFIX,
     Deferrals,
     RejectedStore,
 )
-from trigger_relay.pipeline import BatchReport, InboundRecord, TriggerPipeline
-from trigger_relay.quota import QuotaGate
-from trigger_relay.routes import load_routes
-from trigger_relay_local.embedded import Embedded, embedded_stack
-from trigger_relay_local.poller import lambda_record
+from trigger_relay.stores.quota import QuotaGate
+from trigger_relay_local.lambda_runtime.poller import lambda_record
 from trigger_relay_local.simulator import SimConfig
 from trigger_relay_local.simulator.state import FAULT_MODES
+from trigger_relay_local.stack.embedded import Embedded, embedded_stack
 
 pytestmark = pytest.mark.integration
 

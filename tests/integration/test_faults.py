@@ -13,8 +13,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.iam import check_calls
-from trigger_relay_local.embedded import Embedded, embedded_stack
-from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, signups, wait_drained
+from trigger_relay_local.lambda_runtime.fleet import (
+    PollerFleet,
+    enqueue,
+    queue_depth,
+    signups,
+    wait_drained,
+)
+from trigger_relay_local.stack.embedded import Embedded, embedded_stack
 
 pytestmark = pytest.mark.integration
 

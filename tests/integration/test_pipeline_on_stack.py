@@ -10,11 +10,17 @@ from pathlib import Path
 import pytest
 
 from tests.integration.iam import check_calls
-from trigger_relay_local.embedded import Embedded, embedded_stack
-from trigger_relay_local.emf import metric_totals
-from trigger_relay_local.fleet import PollerFleet, enqueue, queue_depth, signups, wait_drained
+from trigger_relay_local.lambda_runtime.emf import metric_totals
+from trigger_relay_local.lambda_runtime.fleet import (
+    PollerFleet,
+    enqueue,
+    queue_depth,
+    signups,
+    wait_drained,
+)
 from trigger_relay_local.simulator import SimConfig
-from trigger_relay_local.stack import write_routes
+from trigger_relay_local.stack.embedded import Embedded, embedded_stack
+from trigger_relay_local.stack.local_stack import write_routes
 
 pytestmark = pytest.mark.integration
 

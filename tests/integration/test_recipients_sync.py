@@ -13,11 +13,11 @@ import pytest
 
 from tests.integration.iam import check_calls
 from trigger_relay.vendors.zoho_recipients import ACTIONS
-from trigger_relay_local.embedded import Embedded, embedded_stack
-from trigger_relay_local.fleet import invoke
+from trigger_relay_local.lambda_runtime.fleet import invoke
 from trigger_relay_local.simulator import SimConfig
 from trigger_relay_local.simulator.state import Campaign
-from trigger_relay_local.stack import write_routes
+from trigger_relay_local.stack.embedded import Embedded, embedded_stack
+from trigger_relay_local.stack.local_stack import write_routes
 
 pytestmark = pytest.mark.integration
 

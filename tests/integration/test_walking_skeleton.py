@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import EVENTS
 from tests.integration.iam import check_calls, role_statements, unused_grants
-from trigger_relay_local.embedded import Embedded
-from trigger_relay_local.fleet import PollerFleet, invoke, queue_depth, wait_drained
+from trigger_relay_local.lambda_runtime.fleet import PollerFleet, invoke, queue_depth, wait_drained
+from trigger_relay_local.stack.embedded import Embedded
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ import pytest
 from samtranslator.yaml_helper import yaml_parse
 
 from tests.conftest import ROOT
-from trigger_relay_local.template import RuleFailed, check_rules, translate
+from trigger_relay_local.stack.template import RuleFailed, check_rules, translate
 
 TEMPLATE = ROOT / "template.yaml"
 
@@ -412,7 +412,7 @@ PLATFORM_GRANTS = {"DeadLetterQueuePolicy"}
 def actions_the_code_calls() -> set[str]:
     """Every IAM action a boto3 call in the functions' code needs, read from the code: the
     client methods it calls, as IAM names them (a transaction's parts by their kind)."""
-    from trigger_relay_local.aws_calls import _ACTION_OF
+    from trigger_relay_local.lambda_runtime.aws_calls import _ACTION_OF
 
     code = "\n".join(
         path.read_text()
@@ -465,7 +465,7 @@ def test_every_grant_in_the_functions_roles_is_an_action_their_code_calls(
 def test_the_ingest_rule_filters_by_source_prefix_only_as_explain_and_send_assume(
     template: dict[str, Any],
 ) -> None:
-    from trigger_relay_local.explain import source_prefix_default
+    from trigger_relay_cli.explain import source_prefix_default
 
     rule = template["Resources"]["IngestRule"]["Properties"]
     assert rule["EventPattern"] == {"source": [{"prefix": {"Ref": "EventSourcePrefix"}}]}

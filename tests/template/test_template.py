@@ -67,7 +67,7 @@ def test_sam_build_succeeds(tmp_path: Path) -> None:
     result = run(tool("sam"), "build", "--template-file", str(TEMPLATE), "--build-dir", str(build))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     layer = build / "SharedLayer" / "python"
-    assert (layer / "trigger_relay" / "pipeline.py").exists()
+    assert (layer / "trigger_relay" / "pipeline" / "relay.py").exists()
     assert (layer / "routes.yaml").exists()
     assert list((layer / "pydantic_core").glob("*aarch64*.so")), (
         "layer built for the wrong architecture"

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers.relay import Clock, relay
-from trigger_relay.delivery import MIN_CALL_SECONDS, Deferred, VendorCaller
-from trigger_relay.quota import Grant, Limit, QuotaGate
-from trigger_relay.routes import Account
+from trigger_relay.pipeline.routes import Account
+from trigger_relay.pipeline.vendor_calls import MIN_CALL_SECONDS, Deferred, VendorCaller
+from trigger_relay.stores.quota import Grant, Limit, QuotaGate
 from trigger_relay.vendors.altcraft_trigger import ALTCRAFT_TRIGGER, ProfileRecipient, TriggerParams
 from trigger_relay.vendors.outcomes import CallResult
 

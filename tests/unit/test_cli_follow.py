@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 from tests.helpers.relay import ACCOUNTS, LAUNCH, route
-from trigger_relay.routes import parse_routes
-from trigger_relay_local.__main__ import _routes
-from trigger_relay_local.operations import _expected, _inbound
-from trigger_relay_local.target import Target
+from trigger_relay.pipeline.routes import parse_routes
+from trigger_relay_cli.__main__ import _routes
+from trigger_relay_cli.operations import _expected, _inbound
+from trigger_relay_cli.target import Target
 
 NO_PHONE = route(
     "welcome-sms", "altcraft.trigger", "{id: 85, matching: phone}", mapping="{phone: user.phone}"

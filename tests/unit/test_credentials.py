@@ -9,15 +9,15 @@ import httpx
 import pytest
 
 from tests.unit.test_quota import TABLE, Clock, dynamodb  # noqa: F401 - the fixture
-from trigger_relay.credentials import (
+from trigger_relay.pipeline.routes import Account
+from trigger_relay.pipeline.vendor_calls import VendorCaller
+from trigger_relay.stores.credentials import (
     Credentials,
     CredentialsError,
     SharedTokenStore,
     ZohoTokens,
 )
-from trigger_relay.delivery import VendorCaller
-from trigger_relay.quota import QuotaGate
-from trigger_relay.routes import Account
+from trigger_relay.stores.quota import QuotaGate
 from trigger_relay.vendors.outcomes import CallResult, Outcome
 from trigger_relay.vendors.recipients import EmailRecipient
 from trigger_relay.vendors.zoho_trigger import CAMPAIGNS_WORKFLOW, WorkflowParams

@@ -49,7 +49,7 @@ def test_refused_addresses_say_why_without_quoting_the_address(given: str, why: 
 
 
 def test_every_api_that_takes_an_email_applies_the_rule() -> None:
-    from trigger_relay.routes import APIS
+    from trigger_relay.pipeline.routes import APIS
 
     takes_email = [api for api in APIS.values() if "email" in api.recipient_model.model_fields]
     assert len(takes_email) >= 4

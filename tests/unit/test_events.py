@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tests.conftest import EVENTS, ROOT
-from trigger_relay.events import MAX_EVENT_BYTES, BadEvent, from_eventbridge, from_sqs_body
-from trigger_relay.routes import BadRecipient, load_routes
+from trigger_relay.pipeline.events import MAX_EVENT_BYTES, BadEvent, from_eventbridge, from_sqs_body
+from trigger_relay.pipeline.routes import BadRecipient, load_routes
 
 
 def body_of(name: str) -> str:

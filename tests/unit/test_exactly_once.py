@@ -10,8 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.helpers.relay import ACCOUNTS, ALTCRAFT_ROUTES, LINK, FakeAltcraft, relay, route
-from trigger_relay.parking import UNCERTAIN_PREFIX, DeferralLimit
-from trigger_relay.pipeline import Status
+from trigger_relay.pipeline.relay import Status
+from trigger_relay.stores.parking import UNCERTAIN_PREFIX, DeferralLimit
 
 SIGNUP = {"type": "user.signed_up", "user": {"email": "Ana@Example.com"}}  # no id of its own
 
@@ -294,8 +294,8 @@ def test_a_record_deferred_too_long_is_rejected_with_that_reason() -> None:
 
 
 def test_an_operator_redrives_uncertain_records_on_purpose_and_only_those_pairs_repeat() -> None:
-    from trigger_relay_local.operations import UNCERTAIN, redrive_rejected
-    from trigger_relay_local.target import Target
+    from trigger_relay_cli.operations import UNCERTAIN, redrive_rejected
+    from trigger_relay_cli.target import Target
 
     vendor = FakeAltcraft(faults=["accept_then_timeout"])
     with relay(vendor=vendor) as r:
@@ -318,8 +318,8 @@ def test_an_operator_redrives_uncertain_records_on_purpose_and_only_those_pairs_
 
 
 def test_a_rejected_record_redriven_keeps_its_identity_and_attributes() -> None:
-    from trigger_relay_local.operations import redrive_rejected
-    from trigger_relay_local.target import Target
+    from trigger_relay_cli.operations import redrive_rejected
+    from trigger_relay_cli.target import Target
 
     vendor = FakeAltcraft(faults=[None, httpx.Response(301, headers={"Location": "https://x/"})])
     with relay(vendor=vendor) as r:

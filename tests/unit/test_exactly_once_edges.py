@@ -12,11 +12,11 @@ import time
 import httpx
 
 from tests.helpers.relay import ACCOUNTS, LAUNCH, FakeAltcraft, relay, route
-from trigger_relay.delivery import HTTP_TIMEOUT, MIN_CALL_SECONDS
-from trigger_relay.parking import UNCERTAIN_PREFIX
-from trigger_relay.pipeline import Status
-from trigger_relay_local.operations import UNCERTAIN, redrive_rejected
-from trigger_relay_local.target import Target
+from trigger_relay.pipeline.relay import Status
+from trigger_relay.pipeline.vendor_calls import HTTP_TIMEOUT, MIN_CALL_SECONDS
+from trigger_relay.stores.parking import UNCERTAIN_PREFIX
+from trigger_relay_cli.operations import UNCERTAIN, redrive_rejected
+from trigger_relay_cli.target import Target
 
 SIGNUP = {"type": "user.signed_up", "user": {"email": "ana@example.com"}}
 ONE_LAUNCH_ROUTE = ACCOUNTS + LAUNCH
@@ -211,7 +211,7 @@ def test_routes_with_different_delivery_semantics_are_not_merged_into_one_call()
 def test_a_call_that_never_got_a_thread_before_the_deadline_is_never_sent() -> None:
     """Abandoned calls can hold every call thread; a call queued behind them until the deadline
     must not be sent later (it is cancelled, and retried as certainly not sent)."""
-    from trigger_relay.delivery import _call_threads
+    from trigger_relay.pipeline.vendor_calls import _call_threads
 
     release = threading.Event()
     blockers = [_call_threads().submit(release.wait, 30) for _ in range(8)]
@@ -253,8 +253,8 @@ def test_a_partly_delivered_record_that_must_retry_comes_back_knowing_what_is_le
 
 
 def test_a_dlq_redrive_keeps_the_routes_a_copy_had_left() -> None:
-    from trigger_relay.queue_messages import Handling, Outgoing, QueueWriter
-    from trigger_relay_local.operations import redrive_dlq
+    from trigger_relay.pipeline.queue_messages import Handling, Outgoing, QueueWriter
+    from trigger_relay_cli.operations import redrive_dlq
 
     vendor = FakeAltcraft()
     with relay(vendor=vendor) as r:
@@ -278,7 +278,7 @@ def test_a_dlq_redrive_keeps_the_routes_a_copy_had_left() -> None:
 def test_a_route_left_to_a_copy_that_is_gone_from_the_routes_file_is_rejected_by_name() -> None:
     vendor = FakeAltcraft()
     with relay(vendor=vendor) as r:
-        from trigger_relay.queue_messages import Handling, Outgoing, QueueWriter
+        from trigger_relay.pipeline.queue_messages import Handling, Outgoing, QueueWriter
 
         left = Handling("evt-2", 0, None, ("welcome-launch", "welcome-link-old"))
         body = '{"type": "user.signed_up", "user": {"email": "b@x.co"}}'

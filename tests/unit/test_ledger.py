@@ -14,9 +14,9 @@ from tests.conftest import ROOT
 from tests.unit.test_credentials import FakeZoho, offline_caller
 from tests.unit.test_pipeline_faults import Nowhere
 from tests.unit.test_quota import TABLE, Clock, create_table
-from trigger_relay.ledger import DeliveryLedger
-from trigger_relay.pipeline import InboundRecord, Status, TriggerPipeline
-from trigger_relay.routes import load_routes
+from trigger_relay.pipeline.relay import InboundRecord, Status, TriggerPipeline
+from trigger_relay.pipeline.routes import load_routes
+from trigger_relay.stores.ledger import DeliveryLedger
 
 LEDGER = "ledger"
 
@@ -122,7 +122,7 @@ def test_the_same_records_in_two_invocations_at_once_reach_zoho_once(dynamodb) -
 
 def test_the_local_stacks_faster_transactions_decide_as_moto_does() -> None:
     """The ledger's claims under the local stack's transaction fix: same verdicts, same items."""
-    from trigger_relay_local import moto_patches
+    from trigger_relay_local.stack import moto_patches
 
     def run() -> tuple[object, ...]:
         with mock_aws():

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from trigger_relay_local import moto_patches
+from trigger_relay_local.stack import moto_patches
 
 
 @pytest.fixture

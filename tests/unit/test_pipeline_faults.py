@@ -10,9 +10,9 @@ from botocore.exceptions import ClientError
 from tests.conftest import ROOT
 from tests.unit.test_credentials import FakeZoho, offline_caller
 from tests.unit.test_quota import Clock, create_table, dynamodb  # noqa: F401 - the fixture
-from trigger_relay.ledger import DeliveryLedger
-from trigger_relay.pipeline import InboundRecord, Status, TriggerPipeline
-from trigger_relay.routes import load_routes
+from trigger_relay.pipeline.relay import InboundRecord, Status, TriggerPipeline
+from trigger_relay.pipeline.routes import load_routes
+from trigger_relay.stores.ledger import DeliveryLedger
 
 
 class Throttled:

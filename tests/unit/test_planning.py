@@ -7,8 +7,8 @@ import copy
 import yaml
 
 from tests.conftest import ROOT
-from trigger_relay.planning import Delivery, plan_calls
-from trigger_relay.routes import parse_routes
+from trigger_relay.pipeline.planning import Delivery, plan_calls
+from trigger_relay.pipeline.routes import parse_routes
 
 ROUTES = parse_routes((ROOT / "examples" / "routes.all-apis.yaml").read_text())
 BY_NAME = {r.name: r for r in ROUTES.routes}

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from trigger_relay_local.poller import SqsPoller
+from trigger_relay_local.lambda_runtime.poller import SqsPoller
 
 
 def test_a_failing_handler_is_logged_with_its_traceback_and_its_messages_return(

@@ -9,9 +9,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from trigger_relay import clients, service
-from trigger_relay.pipeline import BatchReport, InboundRecord, Status
-from trigger_relay.queue_messages import (
+from trigger_relay.functions import clients
+from trigger_relay.functions import trigger as service
+from trigger_relay.pipeline.queue_messages import (
     HANDLING_ATTRIBUTE,
     Attribute,
     Handling,
@@ -19,7 +19,8 @@ from trigger_relay.queue_messages import (
     QueueWriter,
     unwrap,
 )
-from trigger_relay_local import moto_patches
+from trigger_relay.pipeline.relay import BatchReport, InboundRecord, Status
+from trigger_relay_local.stack import moto_patches
 
 MiB = 1024 * 1024
 

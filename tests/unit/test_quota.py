@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from trigger_relay.quota import Denial, Grant, Limit, QuotaGate
+from trigger_relay.stores.quota import Denial, Grant, Limit, QuotaGate
 
 TABLE = "quota"
 EXAMPLES = itertools.count()

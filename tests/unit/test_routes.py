@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from trigger_relay.events import InboundEvent
-from trigger_relay.routes import BadRecipient, RoutesError, load_routes, parse_routes
+from trigger_relay.pipeline.events import InboundEvent
+from trigger_relay.pipeline.routes import BadRecipient, RoutesError, load_routes, parse_routes
 
 EXAMPLE = ROOT / "layers" / "common" / "routes.yaml"
 

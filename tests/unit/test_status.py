@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.unit.test_quota import TABLE, Clock, dynamodb  # noqa: F401 - the fixture
-from trigger_relay.quota import Limit, QuotaGate
-from trigger_relay_local.status import format_status, quota_status
+from trigger_relay.stores.quota import Limit, QuotaGate
+from trigger_relay_cli.status import format_status, quota_status
 
 
 def test_status_reports_usage_next_slot_and_lock(dynamodb) -> None:  # noqa: F811

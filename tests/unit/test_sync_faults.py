@@ -11,10 +11,11 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.helpers.relay import relay
-from trigger_relay.credentials import SharedTokenStore, ZohoTokens
-from trigger_relay.quota import QuotaGate
-from trigger_relay.recipients_sync import RecipientsSync, SyncCursors, SyncLease
-from trigger_relay.routes import Account, RecipientsSyncConfig
+from trigger_relay.pipeline.recipients_sync import RecipientsSync
+from trigger_relay.pipeline.routes import Account, RecipientsSyncConfig
+from trigger_relay.stores.credentials import SharedTokenStore, ZohoTokens
+from trigger_relay.stores.cursors import SyncCursors, SyncLease
+from trigger_relay.stores.quota import QuotaGate
 
 SECRET = {"client_id": "1000.C", "client_secret": "s3cret", "refresh_token": "1000.r"}
 ACCOUNT = Account(vendor="zoho", data_centre="eu", secret="zoho")
@@ -133,7 +134,8 @@ def test_overlapping_scheduled_runs_write_each_range_once(monkeypatch, tmp_path:
     contents and the cursor moves once."""
     import threading
 
-    from trigger_relay import clients, sync_service
+    from trigger_relay.functions import clients
+    from trigger_relay.functions import recipients_sync as sync_service
 
     rows = [{"contactemailaddress": f"r{i}@x.co", "contactid": str(i)} for i in range(3)]
     inside, release = threading.Event(), threading.Event()

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from tests.conftest import contract
-from trigger_relay.recipients_sync import normalise
-from trigger_relay.safe_xml import UnsafeXml, parse_xml
+from trigger_relay.pipeline.recipients_sync import normalise
 from trigger_relay.vendors import zoho_recipients as api
+from trigger_relay.vendors.safe_xml import UnsafeXml, parse_xml
 from trigger_relay.vendors.zoho_recipients import ACTIONS, Page, PageError
 
 

@@ -8,9 +8,8 @@ import json
 from typing import Any
 from xml.sax.saxutils import escape
 
-from trigger_relay.safe_xml import UnsafeXml, parse_xml
-
-from .state import SimState
+from trigger_relay.vendors.safe_xml import UnsafeXml, parse_xml
+from trigger_relay_local.simulator.state import SimState
 
 Answer = tuple[int, str, bytes]
 MAX_BODY_BYTES = 10 * 1024 * 1024

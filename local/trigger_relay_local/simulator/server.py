@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from . import altcraft, zoho
-from .state import Faults, Received, SimConfig, SimState
+from trigger_relay_local.simulator import altcraft, zoho
+from trigger_relay_local.simulator.state import Faults, Received, SimConfig, SimState
 
 Handler = Callable[[SimState, re.Match[str], dict[str, str], str, "_RequestHandler"], zoho.Answer]
 
@@ -279,6 +279,7 @@ class Simulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"http://{host}:{port}"
 
     def start(self) -> Simulator:

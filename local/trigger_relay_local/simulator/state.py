@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .limits import CallLimit
+from trigger_relay_local.simulator.limits import CallLimit
 
 
 @dataclass

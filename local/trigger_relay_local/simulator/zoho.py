@@ -10,7 +10,7 @@ import json
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from .state import Flow, SimState
+from trigger_relay_local.simulator.state import Flow, SimState
 
 Answer = tuple[int, str, bytes]
 

@@ -8,8 +8,14 @@ from xml.sax.saxutils import escape  # nosec B406 - escapes what we write, parse
 
 import httpx
 
-from ..safe_xml import UnsafeXml, parse_xml
-from .outcomes import CallResult, Outcome, RecipientOutcome, http_failure, unreadable
+from trigger_relay.vendors.outcomes import (
+    CallResult,
+    Outcome,
+    RecipientOutcome,
+    http_failure,
+    unreadable,
+)
+from trigger_relay.vendors.safe_xml import UnsafeXml, parse_xml
 
 Format = Literal["json", "xml"]
 MAX_BODY_BYTES = 10 * 1024 * 1024  # "The request body size is limited by default to 10 Mb"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .altcraft import (
+from trigger_relay.vendors.altcraft import (
     MAX_BODY_BYTES,
     AltcraftApi,
     Format,
@@ -23,8 +23,8 @@ from .altcraft import (
     read_answer,
     to_xml,
 )
-from .outcomes import CallResult, Outcome, RecipientOutcome
-from .recipients import Email
+from trigger_relay.vendors.outcomes import CallResult, Outcome, RecipientOutcome
+from trigger_relay.vendors.recipients import Email
 
 PATH = "/api/v1.1/campaigns/triggers/start_batch"
 TOKEN_ALLOWANCE = 256

@@ -18,9 +18,9 @@ import httpx
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .altcraft import AltcraftApi, json_body, launch_result
-from .outcomes import CallResult
-from .recipients import Email
+from trigger_relay.vendors.altcraft import AltcraftApi, json_body, launch_result
+from trigger_relay.vendors.outcomes import CallResult
+from trigger_relay.vendors.recipients import Email
 
 
 class LinkField(BaseModel):

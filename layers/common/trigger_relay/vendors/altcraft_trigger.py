@@ -18,9 +18,9 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .altcraft import AltcraftApi, json_body, launch_result
-from .outcomes import CallResult
-from .recipients import Email
+from trigger_relay.vendors.altcraft import AltcraftApi, json_body, launch_result
+from trigger_relay.vendors.outcomes import CallResult
+from trigger_relay.vendors.recipients import Email
 
 PATH = "/api/v1.1/campaigns/triggers/start/"
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+;base64,(?P<data>[A-Za-z0-9+/=]+)$")

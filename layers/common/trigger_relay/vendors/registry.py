@@ -6,12 +6,12 @@ from typing import Any, Protocol
 
 import httpx
 
-from ..quota import Limit
-from .altcraft_bulk import ALTCRAFT_BULK
-from .altcraft_link import ALTCRAFT_LINK
-from .altcraft_trigger import ALTCRAFT_TRIGGER
-from .outcomes import CallResult
-from .zoho_trigger import CAMPAIGNS_WORKFLOW, MA_JOURNEY
+from trigger_relay.stores.quota import Limit
+from trigger_relay.vendors.altcraft_bulk import ALTCRAFT_BULK
+from trigger_relay.vendors.altcraft_link import ALTCRAFT_LINK
+from trigger_relay.vendors.altcraft_trigger import ALTCRAFT_TRIGGER
+from trigger_relay.vendors.outcomes import CallResult
+from trigger_relay.vendors.zoho_trigger import CAMPAIGNS_WORKFLOW, MA_JOURNEY
 
 
 class TriggerApi(Protocol):

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from .outcomes import CallResult, Outcome, http_failure, unreadable
+from trigger_relay.vendors.outcomes import CallResult, Outcome, http_failure, unreadable
 
 # Data centre -> domain. The API host and the accounts (OAuth) host follow the data centre.
 DATA_CENTRES: dict[str, str] = {

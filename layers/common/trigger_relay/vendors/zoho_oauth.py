@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from .zoho import service_url
+from trigger_relay.vendors.zoho import service_url
 
 
 class ZohoClientSecret(BaseModel):

@@ -11,8 +11,8 @@ from typing import Any, Literal, get_args
 
 import httpx
 
-from ..safe_xml import UnsafeXml, parse_xml
-from .zoho import DEFAULT_CODES, auth_headers
+from trigger_relay.vendors.safe_xml import UnsafeXml, parse_xml
+from trigger_relay.vendors.zoho import DEFAULT_CODES, auth_headers
 
 Action = Literal[
     "sentcontacts",

@@ -16,9 +16,9 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from .outcomes import CallResult, Outcome, RecipientOutcome
-from .recipients import EmailRecipient
-from .zoho import (
+from trigger_relay.vendors.outcomes import CallResult, Outcome, RecipientOutcome
+from trigger_relay.vendors.recipients import EmailRecipient
+from trigger_relay.vendors.zoho import (
     DEFAULT_CODES,
     ZohoCodes,
     auth_headers,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .template import ROOT
+from trigger_relay_local.stack.template import ROOT
 
 LAYER_DIR = ROOT / "layers" / "common"
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from trigger_relay.events import BadEvent, from_eventbridge, from_sqs_body, is_eventbridge
-from trigger_relay.planning import Delivery, plan_calls
-from trigger_relay.queue_messages import MAX_MESSAGE_BYTES, Attribute
-from trigger_relay.routes import BadRecipient, RoutesFile
+from trigger_relay.pipeline.events import BadEvent, from_eventbridge, from_sqs_body, is_eventbridge
+from trigger_relay.pipeline.planning import Delivery, plan_calls
+from trigger_relay.pipeline.queue_messages import MAX_MESSAGE_BYTES, Attribute
+from trigger_relay.pipeline.routes import BadRecipient, RoutesFile
 
 MASK = "****"
 
 
 def source_prefix_default() -> str:
     """The ingest rule's EventSourcePrefix as template.yaml sets it by default."""
-    from .template import load_template
+    from trigger_relay_local.stack.template import load_template
 
     return str(load_template()["Parameters"]["EventSourcePrefix"]["Default"])
 

@@ -11,21 +11,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from trigger_relay.events import (
+from trigger_relay.pipeline.events import (
     BadEvent,
     InboundEvent,
     event_identity,
     from_sqs_body,
 )
-from trigger_relay.ledger import DeliveryLedger
-from trigger_relay.parking import REJECTED_PREFIX, UNCERTAIN_PREFIX
-from trigger_relay.queue_messages import Attribute, Handling, Outgoing, QueueWriter, unwrap
-from trigger_relay.routes import RoutesFile
-
-from .explain import eventbridge_entry, not_relayed, on_bus, records_of, too_large
-from .failures import Exit, UserError
-from .status import format_status, quota_status
-from .target import Target
+from trigger_relay.pipeline.queue_messages import Attribute, Handling, Outgoing, QueueWriter, unwrap
+from trigger_relay.pipeline.routes import RoutesFile
+from trigger_relay.stores.ledger import DeliveryLedger
+from trigger_relay.stores.parking import REJECTED_PREFIX, UNCERTAIN_PREFIX
+from trigger_relay_cli.explain import eventbridge_entry, not_relayed, on_bus, records_of, too_large
+from trigger_relay_cli.failures import Exit, UserError
+from trigger_relay_cli.status import format_status, quota_status
+from trigger_relay_cli.target import Target
 
 REJECTED = REJECTED_PREFIX
 UNCERTAIN = UNCERTAIN_PREFIX
@@ -223,7 +222,7 @@ def follow(
 def _in_ledger(target: Target, keys: list[str]) -> set[str]:
     if not keys:
         return set()
-    from trigger_relay.ledger import DeliveryLedger
+    from trigger_relay.stores.ledger import DeliveryLedger
 
     table = target.outputs["LedgerTableName"]
     return DeliveryLedger(table, target.client("dynamodb")).delivered(keys)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .routes import Route
+from trigger_relay.pipeline.routes import Route
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,10 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from .credentials import Credentials, SharedTokenStore, ZohoTokens
-from .delivery import HTTP_TIMEOUT
-from .quota import QuotaGate
-from .routes import RoutesFile, load_routes
+from trigger_relay.pipeline.routes import RoutesFile, load_routes
+from trigger_relay.pipeline.vendor_calls import HTTP_TIMEOUT
+from trigger_relay.stores.credentials import Credentials, SharedTokenStore, ZohoTokens
+from trigger_relay.stores.quota import QuotaGate
 
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=20)
 

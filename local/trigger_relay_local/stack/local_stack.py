@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import yaml
 
-from .template import ROOT, check_rules, load_template, package, translate
+from trigger_relay_local.stack.template import ROOT, check_rules, load_template, package, translate
 
 REGION = "eu-west-1"
 STACK_NAME = "trigger-relay-local"
@@ -55,7 +55,7 @@ class LocalStack:
     resources: dict[str, str] = field(default_factory=dict)  # logical id -> physical id
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)  # type: ignore[call-overload]
 
     def env(self) -> dict[str, str]:
         """What a process needs to talk to this stack with boto3."""
@@ -142,7 +142,10 @@ def provision(
     session = boto3.session.Session(region_name=REGION)
     s3 = session.client("s3", endpoint_url=endpoint)
     artifacts = "trigger-relay-artifacts"
-    s3.create_bucket(Bucket=artifacts, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.create_bucket(
+        Bucket=artifacts,
+        CreateBucketConfiguration={"LocationConstraint": REGION},  # type: ignore[typeddict-item]
+    )
 
     template = translate(package(load_template(), s3, artifacts), parameters or {})
     cloudformation = session.client("cloudformation", endpoint_url=endpoint)

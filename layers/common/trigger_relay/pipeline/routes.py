@@ -30,12 +30,12 @@ from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .events import InboundEvent
-from .quota import Limit
-from .vendors.registry import APIS, DEFAULT_LIMITS, TriggerApi
-from .vendors.zoho import DATA_CENTRES
-from .vendors.zoho_recipients import ACTIONS as RECIPIENT_ACTIONS
-from .vendors.zoho_recipients import Action as RecipientsAction
+from trigger_relay.pipeline.events import InboundEvent
+from trigger_relay.stores.quota import Limit
+from trigger_relay.vendors.registry import APIS, DEFAULT_LIMITS, TriggerApi
+from trigger_relay.vendors.zoho import DATA_CENTRES
+from trigger_relay.vendors.zoho_recipients import ACTIONS as RECIPIENT_ACTIONS
+from trigger_relay.vendors.zoho_recipients import Action as RecipientsAction
 
 
 class RoutesError(ValueError):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .queue_messages import Attribute, Handling, Outgoing, QueueWriter
+from trigger_relay.pipeline.queue_messages import Attribute, Handling, Outgoing, QueueWriter
 
 REJECTED_PREFIX = "rejected/"
 UNCERTAIN_PREFIX = "uncertain/"

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import yaml
 
-from . import moto_patches
-from .simulator import SimConfig, Simulator
-from .simulator.state import learn_routes
-from .stack import ROUTES, LocalStack, provision
+from trigger_relay_local.simulator import SimConfig, Simulator
+from trigger_relay_local.simulator.state import learn_routes
+from trigger_relay_local.stack import moto_patches
+from trigger_relay_local.stack.local_stack import ROUTES, LocalStack, provision
 
 
 @dataclass
@@ -71,8 +71,8 @@ def _own_directory(workdir: Path) -> Path:
     """The stack's directory, resolved (no `..`, no symlink), and only one the stack may wipe:
     new, empty, or made by a local stack before. Never the current directory, the checkout or
     a directory above them."""
-    from .failures import UserError
-    from .template import ROOT
+    from trigger_relay_cli.failures import UserError
+    from trigger_relay_local.stack.template import ROOT
 
     workdir = workdir.resolve()
     keep = {Path.cwd().resolve(), ROOT, *Path.cwd().resolve().parents, *ROOT.parents}
@@ -104,7 +104,7 @@ def _only_stack_in(workdir: Path) -> Iterator[None]:
     import fcntl
     import os
 
-    from .failures import UserError
+    from trigger_relay_cli.failures import UserError
 
     workdir.parent.mkdir(parents=True, exist_ok=True)
     lock_path = workdir.parent / f"{workdir.name}.lock"

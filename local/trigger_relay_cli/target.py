@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .stack import LocalStack, aws_environment
-from .template import ROOT
+from trigger_relay_local.stack.local_stack import LocalStack, aws_environment
+from trigger_relay_local.stack.template import ROOT
 
 LOCAL_STACKS = ROOT / ".local-stack"  # one directory per local stack, each locked while it runs
 WORKDIR = LOCAL_STACKS / "up"  # `trigger-relay local up`, and the commands' default target
@@ -32,18 +32,18 @@ class Target:
             return self.local.client(service)
         import boto3
 
-        return boto3.client(service)
+        return boto3.client(service)  # type: ignore[call-overload]
 
     def run_sync(self, event: dict[str, Any]) -> dict[str, Any]:
         """Run RecipientsSyncFunction once with this event and return its answer."""
         if self.local is not None:
-            from .fleet import invoke
+            from trigger_relay_local.lambda_runtime.fleet import invoke
 
-            return invoke(self.local, self.local.functions["RecipientsSyncFunction"], event)  # type: ignore[no-any-return]
+            return invoke(self.local, self.local.functions["RecipientsSyncFunction"], event)
         import boto3
         from botocore.config import Config
 
-        from .failures import Exit, UserError
+        from trigger_relay_cli.failures import Exit, UserError
 
         # A run may take the function's whole timeout (300 s). botocore's default read timeout
         # (60 s) would give up and invoke again: a second run, which the sync lease skips.
@@ -60,7 +60,7 @@ class Target:
                 "Its log group /aws/lambda/<stack>/RecipientsSyncFunction has the traceback.",
                 Exit.FAILED,
             )
-        return payload  # type: ignore[no-any-return]
+        return payload
 
 
 def resolve(stack_name: str | None, workdir: Path = WORKDIR) -> Target:

@@ -19,14 +19,14 @@ from typing import Any
 
 import httpx
 
-from . import quota
-from .credentials import Credentials, CredentialsError
-from .observability import logger
-from .quota import Denial, Limit, QuotaGate
-from .routes import Account
-from .vendors.outcomes import CallResult, Outcome
-from .vendors.registry import TriggerApi
-from .vendors.zoho import DEFAULT_CODES
+from trigger_relay.observability import logger
+from trigger_relay.pipeline.routes import Account
+from trigger_relay.stores import quota
+from trigger_relay.stores.credentials import Credentials, CredentialsError
+from trigger_relay.stores.quota import Denial, Limit, QuotaGate
+from trigger_relay.vendors.outcomes import CallResult, Outcome
+from trigger_relay.vendors.registry import TriggerApi
+from trigger_relay.vendors.zoho import DEFAULT_CODES
 
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)  # the client's default; each call caps it
 TRANSIENT_ATTEMPTS = 2  # a call certainly not acted on is tried once more, after a short pause

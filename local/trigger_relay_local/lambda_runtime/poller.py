@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .runtime import LocalContext
+from trigger_relay_local.lambda_runtime.runtime import LocalContext
 
 MAX_RECEIVE = 10  # SQS gives at most ten messages per ReceiveMessage
 logger = logging.getLogger(__name__)

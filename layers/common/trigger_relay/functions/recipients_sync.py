@@ -10,19 +10,18 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from . import clients
-from .observability import logger, metrics
-from .recipients_sync import (
+from trigger_relay.functions import clients
+from trigger_relay.functions.settings import SyncSettings
+from trigger_relay.observability import logger, metrics
+from trigger_relay.pipeline.recipients_sync import (
     SKIPPED,
     STOPS_EVERYTHING,
     RecipientsSync,
-    SyncCursors,
-    SyncLease,
     SyncReport,
     iso_ms,
 )
-from .routes import RecipientsSyncConfig, RoutesFile
-from .settings import SyncSettings
+from trigger_relay.pipeline.routes import RecipientsSyncConfig, RoutesFile
+from trigger_relay.stores.cursors import SyncCursors, SyncLease
 
 # Stop starting pages this long before Lambda's timeout, leaving time to finish the upload.
 DEADLINE_RESERVE_SECONDS = 20.0

@@ -12,8 +12,8 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from .routes import Account
-from .vendors.zoho_oauth import (
+from trigger_relay.pipeline.routes import Account
+from trigger_relay.vendors.zoho_oauth import (
     AccessToken,
     TokenError,
     ZohoClientSecret,

@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from trigger_relay.quota import Limit
-from trigger_relay.routes import RoutesFile
+from trigger_relay.pipeline.routes import RoutesFile
+from trigger_relay.stores.quota import Limit
 from trigger_relay.vendors.registry import DEFAULT_LIMITS
 
 

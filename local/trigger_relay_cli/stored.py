@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from trigger_relay.parking import REJECTED_PREFIX, UNCERTAIN_PREFIX
-
-from .failures import Exit, UserError
-from .operations import _read_rows, _route_of, rejected_objects
-from .target import Target
+from trigger_relay.stores.parking import REJECTED_PREFIX, UNCERTAIN_PREFIX
+from trigger_relay_cli.failures import Exit, UserError
+from trigger_relay_cli.operations import _read_rows, _route_of, rejected_objects
+from trigger_relay_cli.target import Target
 
 STORES = {"rejected": REJECTED_PREFIX, "uncertain": UNCERTAIN_PREFIX}
 

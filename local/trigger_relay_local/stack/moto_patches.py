@@ -66,7 +66,7 @@ def apply() -> None:
     if version("moto") != MOTO_VERSION:
         raise RuntimeError(
             f"moto {version('moto')} is installed; the local stack's patches are written for "
-            f"{MOTO_VERSION} (trigger_relay_local/moto_patches.py): install that one "
+            f"{MOTO_VERSION} (trigger_relay_local/stack/moto_patches.py): install that one "
             "(`make venv`), or upgrade moto and the patches together"
         )
     _serialise_dynamodb()
@@ -99,7 +99,7 @@ def _event_pattern_test() -> None:
         pattern = EventPattern.load(self._get_param("EventPattern"))
         return json.dumps({"Result": pattern.matches_event(event)})
 
-    EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign]
+    EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign,assignment]
 
 
 def _serialise_dynamodb() -> None:
@@ -130,8 +130,8 @@ def _fast_sqs_receive() -> None:
         retention = int(queue.message_retention_period)
         return retention + message.sent_timestamp / 1000 > time.time()
 
-    models.unix_time = unix_time  # type: ignore[assignment]
-    models.unix_time_millis = unix_time_millis  # type: ignore[assignment]
+    models.unix_time = unix_time
+    models.unix_time_millis = unix_time_millis
     models.SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
 
 
@@ -180,6 +180,8 @@ def _linear_sqs_drain() -> None:
         if receipt_handle in self.deleted_messages:
             return  # deleting twice is allowed
         message = by_handle.get(receipt_handle)
+        if message is None:
+            raise ReceiptHandleIsInvalid()
         with self._messages_lock:
             try:
                 self._messages.remove(message)

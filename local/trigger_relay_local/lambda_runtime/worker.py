@@ -1,4 +1,6 @@
-"""One local Lambda execution environment, as a process: ``python -m trigger_relay_local.worker``.
+"""One local Lambda execution environment, as a process.
+
+``python -m trigger_relay_local.lambda_runtime.worker``:
 
 With ``--invoke EVENT`` it runs the handler once with that event and writes the result; otherwise
 it polls the function's SQS queue like the event source mapping until it gets SIGTERM, then
@@ -17,9 +19,9 @@ from typing import Any
 
 import boto3
 
-from . import aws_calls
-from .poller import SqsPoller
-from .runtime import LocalContext, load_handler
+from trigger_relay_local.lambda_runtime import aws_calls
+from trigger_relay_local.lambda_runtime.poller import SqsPoller
+from trigger_relay_local.lambda_runtime.runtime import LocalContext, load_handler
 
 
 def peak_rss_kb() -> int:
@@ -35,7 +37,7 @@ def peak_rss_kb() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="trigger_relay_local.worker")
+    parser = argparse.ArgumentParser(prog="trigger_relay_local.lambda_runtime.worker")
     parser.add_argument("--spec", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--invoke", type=Path, help="run once with this event file")

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .stack import FunctionSpec, LocalStack
-from .template import ROOT
+from trigger_relay_local.stack.local_stack import FunctionSpec, LocalStack
+from trigger_relay_local.stack.template import ROOT
 
 
 def _process_env(
@@ -35,7 +35,7 @@ def _worker_command(spec_file: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "trigger_relay_local.worker",
+        "trigger_relay_local.lambda_runtime.worker",
         "--spec",
         str(spec_file),
         "--out",

@@ -12,21 +12,21 @@ from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from . import clients
-from .delivery import VendorCaller
-from .events import event_identity
-from .ledger import DeliveryLedger
-from .observability import logger, metrics, scrub
-from .parking import (
+from trigger_relay.functions import clients
+from trigger_relay.functions.settings import TriggerSettings
+from trigger_relay.observability import logger, metrics, scrub
+from trigger_relay.pipeline.events import event_identity
+from trigger_relay.pipeline.queue_messages import Attribute, Outgoing, QueueWriter, unwrap
+from trigger_relay.pipeline.relay import BatchReport, InboundRecord, Status, TriggerPipeline
+from trigger_relay.pipeline.vendor_calls import VendorCaller
+from trigger_relay.stores.ledger import DeliveryLedger
+from trigger_relay.stores.parking import (
     REJECTED_PREFIX,
     UNCERTAIN_PREFIX,
     DeferralLimit,
     Deferrals,
     RejectedStore,
 )
-from .pipeline import BatchReport, InboundRecord, Status, TriggerPipeline
-from .queue_messages import Attribute, Outgoing, QueueWriter, unwrap
-from .settings import TriggerSettings
 
 # Every vendor call has ended this long before Lambda's timeout, leaving time to settle the
 # batch (claims, the rejected and uncertain stores, re-enqueueing).

@@ -15,7 +15,7 @@ from typing import Any
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "template.yaml"
 
 
@@ -55,7 +55,7 @@ def package(template: dict[str, Any], s3: Any, bucket: str, root: Path = ROOT) -
 
 def translate(template: dict[str, Any], parameters: dict[str, Any] | None = None) -> dict[str, Any]:
     """SAM to plain CloudFormation, as the AWS::Serverless transform does it."""
-    return transform(template, parameters or {}, _NoManagedPolicies())  # type: ignore[arg-type]
+    return transform(template, parameters or {}, _NoManagedPolicies())
 
 
 class RuleFailed(ValueError):

@@ -21,5 +21,7 @@ def metric_totals(log_dir: Path) -> Counter[str]:
                 for metric in directive.get("Metrics", []):
                     value = document.get(metric["Name"])
                     values = value if isinstance(value, list) else [value]
-                    totals[metric["Name"]] += sum(v for v in values if isinstance(v, int | float))
+                    totals[metric["Name"]] += sum(
+                        int(v) for v in values if isinstance(v, int | float)
+                    )
     return totals

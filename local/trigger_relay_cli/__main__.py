@@ -12,10 +12,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from trigger_relay.routes import RoutesError, RoutesFile, parse_routes
-
-from .failures import Exit, UserError, describe, outcome_code
-from .target import WORKDIR, NoStack, resolve
+from trigger_relay.pipeline.routes import RoutesError, RoutesFile, parse_routes
+from trigger_relay_cli.failures import Exit, UserError, describe, outcome_code
+from trigger_relay_cli.target import WORKDIR, NoStack, resolve
 
 
 def _invalid_routes(exc: RoutesError, path: Path | str = "FILE") -> UserError:
@@ -44,7 +43,7 @@ def _load_routes(path: Path) -> RoutesFile:
 def _routes(path: Path | None, target: Any = None) -> RoutesFile | None:
     """The routes the target runs: given, the local stack's, or for a deployed stack the
     repository's routes file, which `sam build` packs into its layer."""
-    from .stack import ROUTES
+    from trigger_relay_local.stack.local_stack import ROUTES
 
     if path is not None:
         return _load_routes(path)
@@ -207,7 +206,7 @@ def _as_user_error(exc: Exception) -> Exception:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
-        from .demo import run_demo
+        from trigger_relay_local.demo import run_demo
 
         result = run_demo()
         return Exit.OK if result["drained"] and not result["dlq"] else Exit.FAILED
@@ -219,9 +218,9 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "explain":
-        from .explain import explain
-        from .stack import ROUTES, LocalStack
-        from .target import STATE_FILE
+        from trigger_relay_cli.explain import explain
+        from trigger_relay_cli.target import STATE_FILE
+        from trigger_relay_local.stack.local_stack import ROUTES, LocalStack
 
         running = args.workdir / STATE_FILE  # a running local stack's routes, else the repo's
         if args.routes is None and running.exists():
@@ -233,20 +232,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "local":
         return _local_up(args)
     if args.command == "simulator":
-        from .simulator import Simulator
+        from trigger_relay_local.simulator import Simulator
 
         with Simulator() as sim:
             print(f"vendor simulator on {sim.url} (Ctrl-C stops it)", flush=True)
             _wait_for_signal()
         return 0
 
-    from . import operations
+    from trigger_relay_cli import operations
 
     target = resolve(args.stack, args.workdir)
     if args.command == "send":
         document = _event_file(args.event_file)
-        routes = _routes(args.routes, target)
-        sent = operations.send(target, document, routes)
+        sent = operations.send(target, document, _routes(args.routes, target))
         print(f"sent {len(sent)} event(s) to {target.name}; following (up to {args.timeout:.0f} s)")
         outcomes = operations.follow(
             target, sent, timeout=args.timeout, progress=operations.progress_line
@@ -258,7 +256,7 @@ def _run(args: argparse.Namespace) -> int:
         print("\n".join(operations.status_lines(target, _routes(args.routes, target))))
         return Exit.OK
     if args.command == "rejected":
-        from .stored import list_lines, parse_since, show_lines, stored_records
+        from trigger_relay_cli.stored import list_lines, parse_since, show_lines, stored_records
 
         if args.action == "show" and not args.event_id:
             raise UserError("`rejected show` needs an event id", "`rejected list` shows them.")
@@ -287,7 +285,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"redriven: {moved} record(s) back on the ingest queue")
         return 0
     if args.command == "sync":
-        from trigger_relay.recipients_sync import SKIPPED, STOPS_EVERYTHING
+        from trigger_relay.pipeline.recipients_sync import SKIPPED, STOPS_EVERYTHING
 
         print(f"syncing recipients on {target.name} ...", flush=True)
         result = target.run_sync({"campaigns": args.campaign} if args.campaign else {})
@@ -351,7 +349,7 @@ def _wait_for_signal() -> None:
 def _local_up(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .stack import ROUTES
+    from trigger_relay_local.stack.local_stack import ROUTES
 
     source = (args.routes or ROUTES).resolve()
     seen = RoutesWatcher.mtime(source)  # an edit from now on is reloaded, even during start-up
@@ -373,9 +371,9 @@ def _validated_copy(source: Path, directory: Path) -> tuple[Path, RoutesFile]:
 def _run_local_stack(
     args: argparse.Namespace, source: Path, snapshot: Path, routes: RoutesFile, seen: int
 ) -> int:
-    from .embedded import embedded_stack
-    from .fleet import PollerFleet
-    from .target import STATE_FILE
+    from trigger_relay_cli.target import STATE_FILE
+    from trigger_relay_local.lambda_runtime.fleet import PollerFleet
+    from trigger_relay_local.stack.embedded import embedded_stack
 
     with embedded_stack(args.workdir, routes_source=snapshot) as env:
         fleet = PollerFleet(
@@ -444,9 +442,9 @@ class RoutesWatcher(threading.Thread):
 
         import yaml
 
-        from .embedded import simulator_secrets
-        from .simulator.state import learn_routes
-        from .stack import local_routes
+        from trigger_relay_local.simulator.state import learn_routes
+        from trigger_relay_local.stack.embedded import simulator_secrets
+        from trigger_relay_local.stack.local_stack import local_routes
 
         stack, simulator = self._env.stack, self._env.simulator
         with tempfile.TemporaryDirectory() as scratch:

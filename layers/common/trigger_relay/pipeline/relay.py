@@ -22,15 +22,15 @@ from enum import StrEnum
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .delivery import Deferred, VendorCaller
-from .events import BadEvent, InboundEvent, from_sqs_body
-from .ledger import Claims, DeliveryLedger
-from .observability import logger
-from .parking import DeferralLimit, Deferrals, ParkedRecord, RejectedStore
-from .planning import Delivery, PlannedCall, plan_calls
-from .queue_messages import Attribute, Handling
-from .routes import BadRecipient, RoutesFile
-from .vendors.outcomes import CallResult, Outcome
+from trigger_relay.observability import logger
+from trigger_relay.pipeline.events import BadEvent, InboundEvent, from_sqs_body
+from trigger_relay.pipeline.planning import Delivery, PlannedCall, plan_calls
+from trigger_relay.pipeline.queue_messages import Attribute, Handling
+from trigger_relay.pipeline.routes import BadRecipient, RoutesFile
+from trigger_relay.pipeline.vendor_calls import Deferred, VendorCaller
+from trigger_relay.stores.ledger import Claims, DeliveryLedger
+from trigger_relay.stores.parking import DeferralLimit, Deferrals, ParkedRecord, RejectedStore
+from trigger_relay.vendors.outcomes import CallResult, Outcome
 
 # A partly settled record that must be retried comes back after this long, as a copy.
 RETRY_DELAY_SECONDS = 30.0

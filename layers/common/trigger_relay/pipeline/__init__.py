@@ -1,0 +1,1 @@
+"""The domain: events, routes, planning, the trigger pipeline and the recipients sync."""

@@ -1,0 +1,1 @@
+"""Durable state in DynamoDB, S3 and Secrets Manager: quota, ledger, credentials, parked records."""

@@ -1,0 +1,1 @@
+"""The embedded local stack: moto server as AWS, provisioned from template.yaml."""
