@@ -34,7 +34,7 @@ from report import Row, finish, print_table  # noqa: E402
 from trigger_relay.pipeline.planning import Delivery, plan_calls  # noqa: E402
 from trigger_relay.pipeline.routes import parse_routes  # noqa: E402
 from trigger_relay.pipeline.vendor_calls import Deferred, VendorCaller  # noqa: E402
-from trigger_relay.stores.credentials import Credentials, ZohoTokens  # noqa: E402
+from trigger_relay.stores.credentials import Credentials, MintedTokens  # noqa: E402
 from trigger_relay.stores.quota import Denial, Grant, Limit, QuotaGate  # noqa: E402
 from trigger_relay.vendors.outcomes import Outcome  # noqa: E402
 from trigger_relay_local.simulator import SimConfig, Simulator  # noqa: E402
@@ -150,7 +150,7 @@ def run_pipeline(name: str, sim: Simulator, gate_kind: str, dynamodb: Any) -> Re
         "refresh_token": config.refresh_token,
     }
     http = httpx.Client(timeout=10)
-    tokens = ZohoTokens(http, secrets=lambda _: secret)
+    tokens = MintedTokens(http, secrets=lambda _: secret)
     table = f"quota-{gate_kind}"
     dynamodb.create_table(
         TableName=table,

@@ -63,7 +63,8 @@ def main() -> None:
     config.limits[API] = (100_000, 300.0, 1800.0)
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         routes = write_routes(
-            Path(tmp) / "routes.yaml", limits={API: {"calls": 100_000, "window_seconds": 300}}
+            Path(tmp) / "routes.yaml",
+            limits={"zoho-main": {API: {"calls": 100_000, "window_seconds": 300}}},
         )
         with embedded_stack(Path(tmp) / "stack", config, routes_source=routes) as env:
             stack = env.stack

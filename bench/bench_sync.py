@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).parent)]
 from report import Row, finish, print_table  # noqa: E402
 
-from trigger_relay.vendors.zoho_recipients import ACTIONS  # noqa: E402
+from trigger_relay.vendors.zoho.recipients import ACTIONS  # noqa: E402
 from trigger_relay_local.lambda_runtime.fleet import invoke_measured  # noqa: E402
 from trigger_relay_local.simulator import SimConfig  # noqa: E402
 from trigger_relay_local.simulator.state import Campaign  # noqa: E402
@@ -44,7 +44,9 @@ def counts(total: int) -> dict[str, int]:
 def sync(total: int, tmp: Path) -> dict[str, float]:
     routes = write_routes(
         tmp / f"routes-{total}.yaml",
-        limits={API: {"calls": 600, "window_seconds": 10, "safety_margin_seconds": 0.1}},
+        limits={
+            "zoho-main": {API: {"calls": 600, "window_seconds": 10, "safety_margin_seconds": 0.1}}
+        },
         recipients_sync={"account": "zoho-main", "campaigns": [CAMPAIGN], "page_size": 1000},
     )
     config = SimConfig.demo()

@@ -33,7 +33,7 @@ def _clear_caches() -> None:
     for factory in (
         clients.aws,
         clients.http,
-        clients.zoho_tokens,
+        clients.minted_tokens,
         clients.quota_gate,
         clients._routes,
     ):

@@ -159,7 +159,8 @@ def _demo(env: Embedded, workdir: Path, started: float, out: Any) -> dict[str, A
         out(f"  {call.method} {unquote(call.path)}  -> {answer}")
         out(f"      details={_mask_details(details)}")
         content_type = call.headers.get("content-type")
-        out(f"      Authorization: Zoho-oauthtoken ****  Content-Type: {content_type}")
+        scheme = call.headers.get("authorization", "").split(" ", 1)[0]  # the token: never shown
+        out(f"      Authorization: {scheme} ****  Content-Type: {content_type}")
     out(f"  OAuth token requests: {sum(1 for r in received if r.api == 'zoho.oauth')}")
     out(f"\nRejected store: {len(rejected)} record(s)")
     for row in rejected:

@@ -22,7 +22,7 @@ from trigger_relay.functions import trigger as service
 from trigger_relay.pipeline.relay import BatchReport, InboundRecord, TriggerPipeline
 from trigger_relay.pipeline.routes import RoutesFile, parse_routes
 from trigger_relay.pipeline.vendor_calls import VendorCaller
-from trigger_relay.stores.credentials import Credentials, ZohoTokens
+from trigger_relay.stores.credentials import Credentials, MintedTokens
 from trigger_relay.stores.ledger import DeliveryLedger
 from trigger_relay.stores.parking import (
     REJECTED_PREFIX,
@@ -141,7 +141,7 @@ class Relay:
         caller = VendorCaller(
             http,
             QuotaGate("quota", dynamodb, self.clock),
-            Credentials(ZohoTokens(http, secrets=secrets, clock=self.clock), secrets=secrets),
+            Credentials(MintedTokens(http, secrets=secrets, clock=self.clock), secrets=secrets),
             deadline=self.clock.now + seconds_left,
             clock=self.clock,
             sleep=lambda s: None,

@@ -34,7 +34,7 @@ from trigger_relay.functions import trigger as service
 from trigger_relay.pipeline.relay import BatchReport, InboundRecord, TriggerPipeline
 from trigger_relay.pipeline.routes import load_routes
 from trigger_relay.pipeline.vendor_calls import VendorCaller
-from trigger_relay.stores.credentials import Credentials, SharedTokenStore, ZohoTokens
+from trigger_relay.stores.credentials import Credentials, MintedTokens, SharedTokenStore
 from trigger_relay.stores.ledger import DeliveryLedger
 from trigger_relay.stores.parking import (
     REJECTED_PREFIX,
@@ -182,7 +182,7 @@ def pipeline(env: Embedded, clock: Clock, chaos: Chaos) -> TriggerPipeline:
     def secret(name: str) -> dict[str, Any]:
         return dict(json.loads(secrets_manager.get_secret_value(SecretId=name)["SecretString"]))
 
-    tokens = ZohoTokens(
+    tokens = MintedTokens(
         http,
         secrets=secret,
         clock=clock,

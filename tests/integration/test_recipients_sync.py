@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.iam import check_calls
-from trigger_relay.vendors.zoho_recipients import ACTIONS
+from trigger_relay.vendors.zoho.recipients import ACTIONS
 from trigger_relay_local.lambda_runtime.fleet import invoke
 from trigger_relay_local.simulator import SimConfig
 from trigger_relay_local.simulator.state import Campaign

@@ -11,9 +11,9 @@ import pytest
 from xxhash import xxh64_hexdigest as xxh64_hex
 
 from tests.conftest import contract
-from trigger_relay.vendors.altcraft_bulk import ALTCRAFT_BULK, BulkParams, BulkRecipient
-from trigger_relay.vendors.altcraft_link import ALTCRAFT_LINK, LinkParams, LinkRecipient, address
-from trigger_relay.vendors.altcraft_trigger import ALTCRAFT_TRIGGER, ProfileRecipient, TriggerParams
+from trigger_relay.vendors.altcraft.bulk import ALTCRAFT_BULK, BulkParams, BulkRecipient
+from trigger_relay.vendors.altcraft.link import ALTCRAFT_LINK, LinkParams, LinkRecipient, address
+from trigger_relay.vendors.altcraft.trigger import ALTCRAFT_TRIGGER, ProfileRecipient, TriggerParams
 from trigger_relay.vendors.outcomes import Outcome
 
 TOKEN = "abcdefghijklmnqrstuvwxyz"

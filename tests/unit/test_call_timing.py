@@ -21,7 +21,7 @@ from tests.helpers.relay import Clock, relay
 from trigger_relay.pipeline.routes import Account
 from trigger_relay.pipeline.vendor_calls import MIN_CALL_SECONDS, Deferred, VendorCaller
 from trigger_relay.stores.quota import Grant, Limit, QuotaGate
-from trigger_relay.vendors.altcraft_trigger import ALTCRAFT_TRIGGER, ProfileRecipient, TriggerParams
+from trigger_relay.vendors.altcraft.trigger import ALTCRAFT_TRIGGER, ProfileRecipient, TriggerParams
 from trigger_relay.vendors.outcomes import CallResult
 
 LIMIT = Limit(calls=100, window_seconds=300, safety_margin_seconds=2.0)

@@ -14,26 +14,26 @@ from trigger_relay.pipeline.vendor_calls import VendorCaller
 from trigger_relay.stores.credentials import (
     Credentials,
     CredentialsError,
+    MintedTokens,
     SharedTokenStore,
-    ZohoTokens,
 )
 from trigger_relay.stores.quota import QuotaGate
 from trigger_relay.vendors.outcomes import CallResult, Outcome
 from trigger_relay.vendors.recipients import EmailRecipient
-from trigger_relay.vendors.zoho_trigger import CAMPAIGNS_WORKFLOW, WorkflowParams
+from trigger_relay.vendors.zoho.trigger import CAMPAIGNS_WORKFLOW, WorkflowParams
 
 SECRET = {"client_id": "1000.C", "client_secret": "s3cret", "refresh_token": "1000.r"}
 ACCOUNT = Account(vendor="zoho", data_centre="eu", secret="trigger-relay/zoho")
 
 
 def offline_caller(
-    http: httpx.Client, quota_client: object, clock: Clock, tokens: ZohoTokens | None = None
+    http: httpx.Client, quota_client: object, clock: Clock, tokens: MintedTokens | None = None
 ) -> VendorCaller:
     """A VendorCaller on a fake clock that never sleeps, with a minute to its deadline."""
     return VendorCaller(
         http,
         QuotaGate(TABLE, quota_client, clock),
-        Credentials(tokens or ZohoTokens(http, secrets=lambda _: SECRET, clock=clock)),
+        Credentials(tokens or MintedTokens(http, secrets=lambda _: SECRET, clock=clock)),
         deadline=clock.now + 60,
         clock=clock,
         sleep=lambda s: None,
@@ -75,14 +75,14 @@ def test_twenty_cold_starts_mint_one_token(dynamodb) -> None:  # noqa: F811
     clock = Clock()
     store = SharedTokenStore(TABLE, dynamodb, clock)
     tokens = [
-        ZohoTokens(http, secrets=lambda _: SECRET, clock=clock, shared=store).get("zoho", ACCOUNT)
+        MintedTokens(http, secrets=lambda _: SECRET, clock=clock, shared=store).get("zoho", ACCOUNT)
         for _ in range(20)
     ]
     assert zoho.minted == ["1000.t0"] and set(tokens) == {"1000.t0"}
     # An hour later it has expired, and one new token is minted for everyone
     clock.now += 3600
     later = {
-        ZohoTokens(http, secrets=lambda _: SECRET, clock=clock, shared=store).get("zoho", ACCOUNT)
+        MintedTokens(http, secrets=lambda _: SECRET, clock=clock, shared=store).get("zoho", ACCOUNT)
         for _ in range(5)
     }
     assert later == {"1000.t1"}
@@ -93,7 +93,7 @@ def test_an_invalid_token_is_refreshed_once_and_the_call_retried(dynamodb) -> No
     http = httpx.Client(transport=httpx.MockTransport(zoho))
     clock = Clock()
     store = SharedTokenStore(TABLE, dynamodb, clock)
-    tokens = ZohoTokens(http, secrets=lambda _: SECRET, clock=clock, shared=store)
+    tokens = MintedTokens(http, secrets=lambda _: SECRET, clock=clock, shared=store)
     tokens.get("zoho", ACCOUNT)
     zoho.valid = set()  # Zoho revokes it
     caller = offline_caller(http, dynamodb, clock, tokens)
@@ -112,7 +112,7 @@ def test_a_token_that_stays_invalid_is_not_refreshed_forever(dynamodb) -> None: 
     http = httpx.Client(transport=httpx.MockTransport(zoho))
     clock = Clock()
 
-    class Revoking(ZohoTokens):
+    class Revoking(MintedTokens):
         def get(self, account_name: str, account: Account, deadline: float | None = None) -> str:
             super().get(account_name, account, deadline)
             zoho.valid = set()
@@ -130,10 +130,10 @@ def test_a_token_that_stays_invalid_is_not_refreshed_forever(dynamodb) -> None: 
 
 
 def test_altcraft_token_comes_from_its_secret() -> None:
-    creds = Credentials(ZohoTokens(httpx.Client()), secrets=lambda name: {"token": f"tok-{name}"})
+    creds = Credentials(MintedTokens(httpx.Client()), secrets=lambda name: {"token": f"tok-{name}"})
     account = Account(
         vendor="altcraft", base_url="https://a.example.com", secret="trigger-relay/ac"
     )
     assert creds.token("ac", account) == "tok-trigger-relay/ac"
     with pytest.raises(CredentialsError, match="holds no 'token'"):
-        Credentials(ZohoTokens(httpx.Client()), secrets=lambda name: {}).token("ac", account)
+        Credentials(MintedTokens(httpx.Client()), secrets=lambda name: {}).token("ac", account)

@@ -61,7 +61,7 @@ def test_every_api_that_takes_an_email_applies_the_rule() -> None:
 
 
 def test_an_email_in_route_params_follows_the_same_rule() -> None:
-    from trigger_relay.vendors.altcraft_trigger import SubscriptionFilter
+    from trigger_relay.vendors.altcraft.trigger import SubscriptionFilter
 
     chosen = SubscriptionFilter(email="Info@Bücher.DE", not_strict=False)
     assert chosen.email == "Info@xn--bcher-kva.de"

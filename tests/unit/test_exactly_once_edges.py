@@ -182,7 +182,7 @@ def test_no_token_mint_starts_that_could_outlive_the_invocation() -> None:
             r.send(SIGNUP)
             pipeline = r.pipeline(seconds_left=seconds_left)
             client = httpx.Client(timeout=HTTP_TIMEOUT, transport=httpx.MockTransport(vendor))
-            pipeline.caller._credentials._zoho._http = client  # type: ignore[attr-defined]
+            pipeline.caller._credentials._minted._http = client  # type: ignore[attr-defined]
             pipeline.process(r.receive())
             for path, timeout in seen:
                 assert sum(v for v in timeout.values() if v) <= seconds_left, (path, timeout)

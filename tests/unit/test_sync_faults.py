@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 from tests.helpers.relay import relay
 from trigger_relay.pipeline.recipients_sync import RecipientsSync
 from trigger_relay.pipeline.routes import Account, RecipientsSyncConfig
-from trigger_relay.stores.credentials import SharedTokenStore, ZohoTokens
+from trigger_relay.stores.credentials import MintedTokens, SharedTokenStore
 from trigger_relay.stores.cursors import SyncCursors, SyncLease
 from trigger_relay.stores.quota import QuotaGate
 
@@ -51,7 +51,7 @@ def sync(r, zoho: Zoho) -> RecipientsSync:
             BillingMode="PAY_PER_REQUEST",
         )
     http = httpx.Client(transport=httpx.MockTransport(zoho))
-    tokens = ZohoTokens(
+    tokens = MintedTokens(
         http,
         secrets=lambda _: SECRET,
         clock=r.clock,
@@ -163,8 +163,8 @@ def test_overlapping_scheduled_runs_write_each_range_once(monkeypatch, tmp_path:
         )
         monkeypatch.setattr(
             clients,
-            "zoho_tokens",
-            lambda table: ZohoTokens(clients.http(), secrets=lambda _: SECRET),
+            "minted_tokens",
+            lambda table: MintedTokens(clients.http(), secrets=lambda _: SECRET),
         )
         reports = {}
         first = threading.Thread(target=lambda: reports.setdefault("first", sync_service.run(None)))

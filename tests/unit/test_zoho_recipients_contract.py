@@ -10,9 +10,9 @@ import pytest
 
 from tests.conftest import contract
 from trigger_relay.pipeline.recipients_sync import normalise
-from trigger_relay.vendors import zoho_recipients as api
 from trigger_relay.vendors.safe_xml import UnsafeXml, parse_xml
-from trigger_relay.vendors.zoho_recipients import ACTIONS, Page, PageError
+from trigger_relay.vendors.zoho import recipients as api
+from trigger_relay.vendors.zoho.recipients import ACTIONS, Page, PageError
 
 
 def test_the_nine_actions_are_the_documented_ones() -> None:

@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import contract
 from trigger_relay.vendors.outcomes import Outcome
 from trigger_relay.vendors.recipients import EmailRecipient
-from trigger_relay.vendors.zoho import ZohoCodes, service_url
-from trigger_relay.vendors.zoho_trigger import CAMPAIGNS_WORKFLOW, MA_JOURNEY, ZohoTrigger
+from trigger_relay.vendors.zoho.common import service_url
+from trigger_relay.vendors.zoho.trigger import CAMPAIGNS_WORKFLOW, MA_JOURNEY, ZohoTrigger
 
 SAMPLES = {
     CAMPAIGNS_WORKFLOW.action: "zoho/campaigns-workflow-trigger",
@@ -100,7 +100,7 @@ def test_every_documented_error_code_arrives_as_http_200(
 def test_configured_codes_also_mean_locked() -> None:
     _, recipients = params_from_sample(CAMPAIGNS_WORKFLOW)
     body = {"code": "2501", "status": "error"}
-    codes = ZohoCodes().with_lock_codes(["2501"])
+    codes = frozenset({"2501"})
     assert CAMPAIGNS_WORKFLOW.parse(httpx.Response(200, json=body), recipients, codes).locked
 
 

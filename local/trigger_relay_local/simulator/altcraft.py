@@ -9,7 +9,13 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from trigger_relay.vendors.safe_xml import UnsafeXml, parse_xml
-from trigger_relay_local.simulator.state import SimState
+from trigger_relay_local.simulator.state import SimConfig, SimState
+
+
+def account_secret(config: SimConfig) -> dict[str, str]:
+    """What an Altcraft account's secret holds on the local stack: the simulator's API token."""
+    return {"token": config.altcraft_token}
+
 
 Answer = tuple[int, str, bytes]
 MAX_BODY_BYTES = 10 * 1024 * 1024

@@ -10,7 +10,17 @@ import json
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from trigger_relay_local.simulator.state import Flow, SimState
+from trigger_relay_local.simulator.state import Flow, SimConfig, SimState
+
+
+def account_secret(config: SimConfig) -> dict[str, str]:
+    """What a Zoho account's secret holds on the local stack: the simulator's OAuth client."""
+    return {
+        "client_id": config.client_id,
+        "client_secret": config.client_secret,
+        "refresh_token": config.refresh_token,
+    }
+
 
 Answer = tuple[int, str, bytes]
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-from trigger_relay_local.simulator import SimConfig, Simulator
+from trigger_relay_local.simulator import ACCOUNT_SECRETS, SimConfig, Simulator
 from trigger_relay_local.simulator.state import learn_routes
 from trigger_relay_local.stack import moto_patches
 from trigger_relay_local.stack.local_stack import ROUTES, LocalStack, provision
@@ -34,16 +34,10 @@ def _quiet() -> None:
 
 
 def simulator_secrets(config: SimConfig, routes_source: Path) -> dict[str, dict[str, str]]:
-    """Every account's secret, holding the simulator's OAuth client."""
+    """Every account's secret, holding what the simulated vendor expects of it."""
     document = yaml.safe_load(routes_source.read_text(encoding="utf-8"))
-    zoho = {
-        "client_id": config.client_id,
-        "client_secret": config.client_secret,
-        "refresh_token": config.refresh_token,
-    }
-    altcraft = {"token": config.altcraft_token}
     return {
-        account["secret"]: zoho if account["vendor"] == "zoho" else altcraft
+        account["secret"]: ACCOUNT_SECRETS[account["vendor"]](config)
         for account in document.get("accounts", {}).values()
     }
 

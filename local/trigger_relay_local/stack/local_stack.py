@@ -112,15 +112,15 @@ def local_routes(vendor_url: str, workdir: Path, source: Path = ROUTES) -> Path:
 def write_routes(
     path: Path,
     *,
-    limits: dict[str, dict[str, float]] | None = None,
+    limits: dict[str, dict[str, dict[str, float]]] | None = None,
     recipients_sync: dict[str, Any] | None = None,
     source: Path = ROUTES,
 ) -> Path:
-    """A copy of a routes file with zoho-main's limits (and the sync section) replaced: how tests
-    and benchmarks scale the vendors' clocks down to seconds."""
+    """A copy of a routes file with accounts' limits ({account: {action: limit}}) and the sync
+    section replaced: how tests and benchmarks scale the vendors' clocks down to seconds."""
     document = yaml.safe_load(source.read_text(encoding="utf-8"))
-    if limits is not None:
-        document["accounts"]["zoho-main"]["limits"] = limits
+    for account, account_limits in (limits or {}).items():
+        document["accounts"][account]["limits"] = account_limits
     if recipients_sync is not None:
         document["recipients_sync"] = recipients_sync
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")

@@ -16,7 +16,7 @@ from botocore.config import Config
 
 from trigger_relay.pipeline.routes import RoutesFile, load_routes
 from trigger_relay.pipeline.vendor_calls import HTTP_TIMEOUT
-from trigger_relay.stores.credentials import Credentials, SharedTokenStore, ZohoTokens
+from trigger_relay.stores.credentials import Credentials, MintedTokens, SharedTokenStore
 from trigger_relay.stores.quota import QuotaGate
 
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=20)
@@ -49,11 +49,11 @@ def quota_gate(table: str) -> QuotaGate:
 
 
 @lru_cache(maxsize=4)
-def zoho_tokens(table: str) -> ZohoTokens:
+def minted_tokens(table: str) -> MintedTokens:
     """One access-token cache per execution environment, backed by the table for all Lambdas."""
-    return ZohoTokens(http(), shared=SharedTokenStore(table, aws("dynamodb")))
+    return MintedTokens(http(), shared=SharedTokenStore(table, aws("dynamodb")))
 
 
 @lru_cache(maxsize=4)
 def credentials(table: str) -> Credentials:
-    return Credentials(zoho_tokens(table))
+    return Credentials(minted_tokens(table))

@@ -70,7 +70,7 @@ def _sync(
 ) -> SyncReport:
     sync = RecipientsSync(
         http=clients.http(),
-        tokens=clients.zoho_tokens(settings.quota_table),
+        tokens=clients.minted_tokens(settings.quota_table),
         quota=clients.quota_gate(settings.quota_table),
         cursors=SyncCursors(settings.cursor_table, dynamodb),
         s3=clients.aws("s3"),

@@ -23,12 +23,12 @@ from trigger_relay.observability import logger
 from trigger_relay.pipeline.routes import Account, RecipientsSyncConfig
 from trigger_relay.pipeline.vendor_calls import LATE_SLOTS, call_timeout
 from trigger_relay.stores import quota
-from trigger_relay.stores.credentials import ZohoTokens
+from trigger_relay.stores.credentials import MintedTokens
 from trigger_relay.stores.cursors import SyncCursors
 from trigger_relay.stores.quota import Denial, QuotaGate
 from trigger_relay.stores.s3_stream import GzipJsonLinesUpload
-from trigger_relay.vendors import zoho_recipients
-from trigger_relay.vendors.zoho import DEFAULT_CODES, service_url
+from trigger_relay.vendors.zoho import recipients as zoho_recipients
+from trigger_relay.vendors.zoho.common import DEFAULT_CODES, service_url
 
 # Why a campaign's run ends without ending the whole sync: only these stop every campaign.
 STOPS_EVERYTHING = ("quota", "time", "locked")
@@ -89,7 +89,7 @@ class RecipientsSync:
         self,
         *,
         http: httpx.Client,
-        tokens: ZohoTokens,
+        tokens: MintedTokens,
         quota: QuotaGate,
         cursors: SyncCursors,
         s3: Any,

@@ -32,10 +32,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from trigger_relay.pipeline.events import InboundEvent
 from trigger_relay.stores.quota import Limit
-from trigger_relay.vendors.registry import APIS, DEFAULT_LIMITS, TriggerApi
-from trigger_relay.vendors.zoho import DATA_CENTRES
-from trigger_relay.vendors.zoho_recipients import ACTIONS as RECIPIENT_ACTIONS
-from trigger_relay.vendors.zoho_recipients import Action as RecipientsAction
+from trigger_relay.vendors.registry import APIS, DEFAULT_LIMITS, VENDORS
+from trigger_relay.vendors.vendor import TriggerApi
+from trigger_relay.vendors.zoho.recipients import ACTIONS as RECIPIENT_ACTIONS
+from trigger_relay.vendors.zoho.recipients import VENDOR_NAME as RECIPIENTS_VENDOR
+from trigger_relay.vendors.zoho.recipients import Action as RecipientsAction
 
 
 class RoutesError(ValueError):
@@ -54,7 +55,7 @@ class MatchError(ValueError):
 class Account(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    vendor: Literal["zoho", "altcraft"]
+    vendor: str = Field(description="the name of a vendor package in vendors/")
     secret: str = Field(min_length=1, description="Secrets Manager name or ARN")
     data_centre: str = "com"
     base_url: str | None = Field(default=None, description="overrides the vendor host")
@@ -62,9 +63,13 @@ class Account(BaseModel):
     limits: dict[str, Limit] = Field(default_factory=dict, description="per action overrides")
 
     @model_validator(mode="after")
-    def _known_data_centre(self) -> Account:
-        if self.vendor == "zoho" and self.data_centre not in DATA_CENTRES:
-            raise ValueError(f"data_centre must be one of {sorted(DATA_CENTRES)}")
+    def _known_vendor(self) -> Account:
+        vendor = VENDORS.get(self.vendor)
+        if vendor is None:
+            raise ValueError(f"vendor must be one of {sorted(VENDORS)}, not {self.vendor!r}")
+        why = vendor.check_account(self.data_centre)
+        if why is not None:
+            raise ValueError(why)
         if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
         return self
@@ -230,7 +235,8 @@ class Route(BaseModel):
 
 
 class RecipientsSyncConfig(BaseModel):
-    """Which Zoho Campaigns recipient lists RecipientsSyncFunction copies to S3."""
+    """Which campaigns' recipient lists RecipientsSyncFunction copies to S3. The source is Zoho
+    Campaigns' "get campaign recipients data" (vendors/zoho/recipients.py)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -273,8 +279,10 @@ class RoutesFile(BaseModel):
         sync = self.recipients_sync
         if sync is not None:
             account = self.accounts.get(sync.account)
-            if account is None or account.vendor != "zoho":
-                raise ValueError(f"recipients_sync.account {sync.account!r} is not a zoho account")
+            if account is None or account.vendor != RECIPIENTS_VENDOR:
+                raise ValueError(
+                    f"recipients_sync.account {sync.account!r} is not a {RECIPIENTS_VENDOR} account"
+                )
         return self
 
     def matching(self, event: InboundEvent) -> list[Route]:

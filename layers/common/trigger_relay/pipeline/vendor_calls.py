@@ -25,8 +25,7 @@ from trigger_relay.stores import quota
 from trigger_relay.stores.credentials import Credentials, CredentialsError
 from trigger_relay.stores.quota import Denial, Limit, QuotaGate
 from trigger_relay.vendors.outcomes import CallResult, Outcome
-from trigger_relay.vendors.registry import TriggerApi
-from trigger_relay.vendors.zoho import DEFAULT_CODES
+from trigger_relay.vendors.vendor import TriggerApi
 
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)  # the client's default; each call caps it
 TRANSIENT_ATTEMPTS = 2  # a call certainly not acted on is tried once more, after a short pause
@@ -138,7 +137,7 @@ class VendorCaller:
         key = quota_key(account_name, account, api)
         limit = account.limit(api.action)
         base_url = api.base_url(account.data_centre, account.base_url) or ""
-        codes = DEFAULT_CODES.with_lock_codes(account.lock_codes)
+        codes = frozenset(account.lock_codes)
         refreshed = False
         attempt = late_slots = 0
         while True:
@@ -218,7 +217,7 @@ class VendorCaller:
         recipients: list[Any],
         token: str,
         base_url: str,
-        codes: Any,
+        codes: frozenset[str],
         timeout: httpx.Timeout,
     ) -> CallResult:
         keys = [r.key for r in recipients]

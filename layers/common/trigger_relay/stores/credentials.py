@@ -1,4 +1,5 @@
-"""Vendor credentials: secrets from Secrets Manager (cached), Zoho access tokens (cached)."""
+"""Vendor credentials: secrets from Secrets Manager (cached), and minted access tokens (cached,
+shared by every Lambda) for vendors whose descriptor has a token grant."""
 
 from __future__ import annotations
 
@@ -13,13 +14,8 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from trigger_relay.pipeline.routes import Account
-from trigger_relay.vendors.zoho_oauth import (
-    AccessToken,
-    TokenError,
-    ZohoClientSecret,
-    build_refresh,
-    parse_refresh,
-)
+from trigger_relay.vendors.registry import VENDORS
+from trigger_relay.vendors.vendor import AccessToken, TokenError, TokenGrant
 
 SECRET_MAX_AGE_SECONDS = 300
 MIN_MINT_SECONDS = 1.0  # a token is not minted with less time than this before the deadline
@@ -36,9 +32,10 @@ def read_secret(name: str) -> dict[str, Any]:
 class SharedTokenStore:
     """Access tokens in DynamoDB, shared by every Lambda, with a short lease for minting.
 
-    Zoho mints at most 10 access tokens per refresh token per 10 minutes, so cold starts must
-    not each mint one. The item ``token#<account>`` holds the token and its expiry; whoever
-    takes the lease mints, the others wait briefly and read. The table is encrypted at rest.
+    Vendors limit minting (Zoho: at most 10 access tokens per refresh token per 10 minutes),
+    so cold starts must not each mint one. The item ``token#<account>`` holds the token and
+    its expiry; whoever takes the lease mints, the others wait briefly and read. The table is
+    encrypted at rest.
     """
 
     LEASE_SECONDS = 10.0
@@ -98,7 +95,7 @@ class SharedTokenStore:
         )
 
     def discard(self, account_name: str, value: str) -> None:
-        """Forget a token Zoho refused, unless another Lambda already replaced it."""
+        """Forget a token the vendor refused, unless another Lambda already replaced it."""
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -113,9 +110,9 @@ class SharedTokenStore:
                 raise
 
 
-class ZohoTokens:
+class MintedTokens:
     """Access tokens per account: in memory, then the shared store, then minted by the
-    refresh-token grant; reused until five minutes before they expire."""
+    account's vendor's grant; reused until five minutes before they expire."""
 
     def __init__(
         self,
@@ -168,8 +165,9 @@ class ZohoTokens:
             self._sleep(0.2)
 
     def _mint(self, account: Account, deadline: float | None = None) -> AccessToken:
-        secret = ZohoClientSecret.model_validate(self._secrets(account.secret))
-        request = build_refresh(secret, account.data_centre, account.base_url)
+        request = _grant(account).build(
+            self._secrets(account.secret), account.data_centre, account.base_url
+        )
         if deadline is not None:
             left = deadline - self._clock()
             if left < MIN_MINT_SECONDS:
@@ -178,7 +176,14 @@ class ZohoTokens:
             request.extensions["timeout"] = httpx.Timeout(
                 min(10.0, left / 4), connect=min(3.0, left / 4)
             ).as_dict()
-        return parse_refresh(self._http.send(request), self._clock())
+        return _grant(account).parse(self._http.send(request), self._clock())
+
+
+def _grant(account: Account) -> TokenGrant:
+    grant = VENDORS[account.vendor].grant
+    if grant is None:
+        raise TokenError(f"{account.vendor} accounts carry their secret's token, none is minted")
+    return grant
 
 
 class CredentialsError(RuntimeError):
@@ -202,22 +207,22 @@ def _safe_reason(exc: Exception, secret: str) -> str:
 
 
 class Credentials:
-    """The token a call carries: a Zoho access token, or the Altcraft API token from its secret.
+    """The token a call carries: minted by the vendor's grant, or the ``token`` of the secret.
 
     Every failure (a missing or malformed secret, a refused token mint, an unreachable token
     endpoint) comes out as CredentialsError, so the caller can defer that account's records
     and go on with the others."""
 
     def __init__(
-        self, zoho: ZohoTokens, secrets: Callable[[str], dict[str, Any]] = read_secret
+        self, minted: MintedTokens, secrets: Callable[[str], dict[str, Any]] = read_secret
     ) -> None:
-        self._zoho = zoho
+        self._minted = minted
         self._secrets = secrets
 
     def token(self, account_name: str, account: Account, deadline: float | None = None) -> str:
         try:
-            if account.vendor == "zoho":
-                return self._zoho.get(account_name, account, deadline)
+            if VENDORS[account.vendor].grant is not None:
+                return self._minted.get(account_name, account, deadline)
             token = self._secrets(account.secret).get("token")
             if not isinstance(token, str) or not token:
                 raise CredentialsError(f"secret {account.secret} holds no 'token'")
@@ -226,5 +231,5 @@ class Credentials:
             raise CredentialsError(_safe_reason(exc, account.secret)) from None
 
     def invalidate(self, account_name: str, account: Account) -> None:
-        if account.vendor == "zoho":
-            self._zoho.invalidate(account_name)
+        if VENDORS[account.vendor].grant is not None:
+            self._minted.invalidate(account_name)

@@ -1,78 +1,49 @@
-"""Every trigger API by the action name the routes file uses, with its documented limit."""
+"""Every vendor, found in its package under ``vendors/``, and every trigger API by the action
+name the routes file uses, with its documented limit.
+
+A vendor package exports ``VENDOR``; nothing here names one. ``register`` adds a vendor that
+lives elsewhere (a test, an extension) to the same tables.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import importlib
+import pkgutil
 
-import httpx
-
+from trigger_relay import vendors
 from trigger_relay.stores.quota import Limit
-from trigger_relay.vendors.altcraft_bulk import ALTCRAFT_BULK
-from trigger_relay.vendors.altcraft_link import ALTCRAFT_LINK
-from trigger_relay.vendors.altcraft_trigger import ALTCRAFT_TRIGGER
-from trigger_relay.vendors.outcomes import CallResult
-from trigger_relay.vendors.zoho_trigger import CAMPAIGNS_WORKFLOW, MA_JOURNEY
+from trigger_relay.vendors.vendor import TriggerApi, Vendor
+
+VENDORS: dict[str, Vendor] = {}
+APIS: dict[str, TriggerApi] = {}
+DEFAULT_LIMITS: dict[str, Limit] = {}
 
 
-class TriggerApi(Protocol):
-    """One vendor API: pure `chunk`, `build` and `parse`; no I/O."""
-
-    # read-only: the APIs are frozen dataclasses
-    @property
-    def action(self) -> str: ...
-
-    @property
-    def vendor(self) -> str: ...
-
-    @property
-    def deduplicates(self) -> bool:
-        """A repeated call is harmless: the vendor recognises it."""
-
-    @property
-    def needs_base_url(self) -> bool:
-        """Calls go to the account's host (not to a full URL given in the params)."""
-
-    @property
-    def params_model(self) -> Any: ...
-
-    @property
-    def recipient_model(self) -> Any: ...
-
-    @property
-    def max_recipients(self) -> int: ...
-
-    @property
-    def quota_api(self) -> str: ...
-
-    def target(self, params: Any) -> str: ...
-
-    def base_url(self, data_centre: str, base_url: str | None) -> str | None: ...
-
-    def check_mapping(self, params: Any, fields: set[str]) -> None: ...
-
-    def chunk(self, recipients: list[Any], params: Any) -> list[list[Any]]: ...
-
-    def build(
-        self, recipients: list[Any], params: Any, *, token: str, base_url: str
-    ) -> httpx.Request: ...
-
-    def parse(
-        self, response: httpx.Response, recipients: list[Any], codes: Any = ...
-    ) -> CallResult: ...
+def register(vendor: Vendor) -> None:
+    """Add a vendor and its APIs. A name or action that is already taken is refused."""
+    taken = ({vendor.name} & VENDORS.keys()) | ({a.action for a in vendor.apis} & APIS.keys())
+    if taken:
+        raise ValueError(f"already registered: {sorted(taken)}")
+    for api in vendor.apis:
+        if api.vendor != vendor.name or api.quota_api not in vendor.limits:
+            raise ValueError(f"{api.action}: vendor {api.vendor!r}, no limit for {api.quota_api}")
+    VENDORS[vendor.name] = vendor
+    APIS.update({api.action: api for api in vendor.apis})
+    DEFAULT_LIMITS.update(vendor.limits)
 
 
-APIS: dict[str, TriggerApi] = {
-    api.action: api
-    for api in (CAMPAIGNS_WORKFLOW, MA_JOURNEY, ALTCRAFT_BULK, ALTCRAFT_TRIGGER, ALTCRAFT_LINK)
-}
+def unregister(name: str) -> None:
+    vendor = VENDORS.pop(name)
+    for api in vendor.apis:
+        APIS.pop(api.action, None)
+    for key in vendor.limits:
+        DEFAULT_LIMITS.pop(key, None)
 
-# Zoho's documented numbers: calls per 5 minutes, then a 30-minute lock. Altcraft documents
-# no call limit; these defaults keep a runaway backlog polite and are meant to be overridden.
-DEFAULT_LIMITS: dict[str, Limit] = {
-    CAMPAIGNS_WORKFLOW.action: Limit(calls=500, window_seconds=300, lock_seconds=1800),
-    MA_JOURNEY.action: Limit(calls=100, window_seconds=300, lock_seconds=1800),
-    "zoho_campaigns.recipients": Limit(calls=500, window_seconds=300, lock_seconds=1800),
-    ALTCRAFT_BULK.action: Limit(calls=600, window_seconds=60, lock_seconds=60),
-    ALTCRAFT_TRIGGER.action: Limit(calls=6000, window_seconds=60, lock_seconds=60),
-    ALTCRAFT_LINK.action: Limit(calls=6000, window_seconds=60, lock_seconds=60),
-}
+
+def _discover() -> None:
+    for info in sorted(pkgutil.iter_modules(vendors.__path__), key=lambda i: i.name):
+        if info.ispkg:
+            register(importlib.import_module(f"{vendors.__name__}.{info.name}").VENDOR)
+
+
+_discover()

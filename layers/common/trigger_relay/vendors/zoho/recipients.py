@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 import httpx
 
 from trigger_relay.vendors.safe_xml import UnsafeXml, parse_xml
-from trigger_relay.vendors.zoho import DEFAULT_CODES, auth_headers
+from trigger_relay.vendors.zoho.common import DEFAULT_CODES, auth_headers
 
 Action = Literal[
     "sentcontacts",
@@ -28,6 +28,7 @@ Action = Literal[
 ACTIONS: tuple[Action, ...] = get_args(Action)
 PATH = "/api/v1.1/getcampaignrecipientsdata"
 QUOTA_API = "zoho_campaigns.recipients"
+VENDOR_NAME = "zoho"  # the routes file's vendor of a recipients_sync account
 # Codes that end a campaign's run with a logged reason (no recipients to read, or no access).
 FINAL_CODES = {
     "6601": "AB campaign cannot be sent to less than 4 recipients",

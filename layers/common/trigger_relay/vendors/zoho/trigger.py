@@ -18,9 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trigger_relay.vendors.outcomes import CallResult, Outcome, RecipientOutcome
 from trigger_relay.vendors.recipients import EmailRecipient
-from trigger_relay.vendors.zoho import (
+from trigger_relay.vendors.zoho.common import (
     DEFAULT_CODES,
-    ZohoCodes,
     auth_headers,
     compact_json,
     error_result,
@@ -105,13 +104,13 @@ class ZohoTrigger:
         self,
         response: httpx.Response,
         recipients: list[EmailRecipient],
-        codes: ZohoCodes = DEFAULT_CODES,
+        lock_codes: frozenset[str] = frozenset(),
     ) -> CallResult:
         keys = [r.key for r in recipients]
         body = read_body(response, keys)
         if isinstance(body, CallResult):
             return body
-        error = error_result(body, keys, codes)
+        error = error_result(body, keys, DEFAULT_CODES.with_lock_codes(lock_codes))
         if error is not None:
             return error
         answered = {

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from trigger_relay.vendors.altcraft import (
+from trigger_relay.vendors.altcraft.common import (
     MAX_BODY_BYTES,
     AltcraftApi,
     Format,
@@ -163,7 +163,7 @@ class AltcraftBulk(AltcraftApi):
         self,
         response: httpx.Response,
         recipients: list[BulkRecipient],
-        codes: object = None,
+        lock_codes: frozenset[str] = frozenset(),
         fmt: Format = "json",
     ) -> CallResult:
         keys = [r.key for r in recipients]

@@ -18,7 +18,7 @@ import httpx
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trigger_relay.vendors.altcraft import AltcraftApi, json_body, launch_result
+from trigger_relay.vendors.altcraft.common import AltcraftApi, json_body, launch_result
 from trigger_relay.vendors.outcomes import CallResult
 from trigger_relay.vendors.recipients import Email
 
@@ -137,7 +137,10 @@ class AltcraftLink(AltcraftApi):
         )
 
     def parse(
-        self, response: httpx.Response, recipients: list[LinkRecipient], codes: object = None
+        self,
+        response: httpx.Response,
+        recipients: list[LinkRecipient],
+        lock_codes: frozenset[str] = frozenset(),
     ) -> CallResult:
         return launch_result(response, [r.key for r in recipients])
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trigger_relay.vendors.altcraft import AltcraftApi, json_body, launch_result
+from trigger_relay.vendors.altcraft.common import AltcraftApi, json_body, launch_result
 from trigger_relay.vendors.outcomes import CallResult
 from trigger_relay.vendors.recipients import Email
 
@@ -217,7 +217,10 @@ class AltcraftTrigger(AltcraftApi):
         )
 
     def parse(
-        self, response: httpx.Response, recipients: list[ProfileRecipient], codes: object = None
+        self,
+        response: httpx.Response,
+        recipients: list[ProfileRecipient],
+        lock_codes: frozenset[str] = frozenset(),
     ) -> CallResult:
         return launch_result(response, [r.key for r in recipients])
 

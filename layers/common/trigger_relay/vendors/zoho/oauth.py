@@ -7,12 +7,14 @@ Zoho allows 10 access tokens per refresh token per 10 minutes, so tokens are cac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from trigger_relay.vendors.zoho import service_url
+from trigger_relay.vendors.vendor import AccessToken, TokenError
+from trigger_relay.vendors.zoho.common import service_url
 
 
 class ZohoClientSecret(BaseModel):
@@ -23,19 +25,6 @@ class ZohoClientSecret(BaseModel):
     client_id: str
     client_secret: SecretStr
     refresh_token: SecretStr
-
-
-@dataclass(frozen=True, slots=True)
-class AccessToken:
-    value: str
-    expires_at: float  # epoch seconds
-
-    def fresh(self, now: float, margin: float = 300.0) -> bool:
-        return now < self.expires_at - margin
-
-
-class TokenError(RuntimeError):
-    """Zoho refused to mint a token; the reason names no secret."""
 
 
 def build_refresh(
@@ -63,3 +52,18 @@ def parse_refresh(response: httpx.Response, now: float) -> AccessToken:
         error = body.get("error", "no access_token") if isinstance(body, dict) else "bad answer"
         raise TokenError(f"token refresh failed: HTTP {response.status_code}, {error}")
     return AccessToken(str(token), now + float(body.get("expires_in", 3600)))
+
+
+class RefreshGrant:
+    """The vendor descriptor's token grant: the account's secret is a ZohoClientSecret."""
+
+    def build(
+        self, secret: Mapping[str, Any], data_centre: str, base_url: str | None
+    ) -> httpx.Request:
+        return build_refresh(ZohoClientSecret.model_validate(secret), data_centre, base_url)
+
+    def parse(self, response: httpx.Response, now: float) -> AccessToken:
+        return parse_refresh(response, now)
+
+
+REFRESH_GRANT = RefreshGrant()
