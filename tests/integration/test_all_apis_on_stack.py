@@ -9,7 +9,7 @@ import pytest
 from xxhash import xxh64_hexdigest as xxh64_hex
 
 from tests.conftest import ROOT
-from tests.integration.iam import check_calls
+from tests.helpers.iam import check_calls
 from trigger_relay_local.lambda_runtime.fleet import PollerFleet, enqueue, queue_depth, wait_drained
 from trigger_relay_local.stack.embedded import Embedded, embedded_stack
 

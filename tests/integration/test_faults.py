@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.iam import check_calls
+from tests.helpers.iam import check_calls
 from trigger_relay_local.lambda_runtime.fleet import (
     PollerFleet,
     enqueue,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.iam import check_calls
+from tests.helpers.iam import check_calls
 from trigger_relay_local.lambda_runtime.emf import metric_totals
 from trigger_relay_local.lambda_runtime.fleet import (
     PollerFleet,
@@ -38,7 +38,7 @@ def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
         "lock_seconds": LOCK_SECONDS,
         "safety_margin_seconds": 0.2,
     }
-    routes = write_routes(tmp / "routes.yaml", limits={API: limit})
+    routes = write_routes(tmp / "routes.yaml", limits={"zoho-main": {API: limit}})
     config = SimConfig.demo()
     config.limits[API] = (100, 10.0, LOCK_SECONDS)
     with embedded_stack(tmp / "stack", config, routes_source=routes) as env:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.iam import check_calls
+from tests.helpers.iam import check_calls
 from trigger_relay.vendors.zoho.recipients import ACTIONS
 from trigger_relay_local.lambda_runtime.fleet import invoke
 from trigger_relay_local.simulator import SimConfig
@@ -33,11 +33,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     routes = write_routes(
         tmp / "routes.yaml",
         limits={
-            API: {
-                "calls": 300,
-                "window_seconds": 10,
-                "lock_seconds": LOCK,
-                "safety_margin_seconds": 0.1,
+            "zoho-main": {
+                API: {
+                    "calls": 300,
+                    "window_seconds": 10,
+                    "lock_seconds": LOCK,
+                    "safety_margin_seconds": 0.1,
+                }
             }
         },
         recipients_sync={

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.conftest import EVENTS
-from tests.integration.iam import check_calls, role_statements, unused_grants
+from tests.helpers.iam import check_calls, role_statements, unused_grants
 from trigger_relay_local.lambda_runtime.fleet import PollerFleet, invoke, queue_depth, wait_drained
 from trigger_relay_local.stack.embedded import Embedded
 

@@ -11,9 +11,14 @@ import pytest
 from moto import mock_aws
 
 from tests.conftest import ROOT
-from tests.unit.test_credentials import FakeZoho, offline_caller
-from tests.unit.test_pipeline_faults import Nowhere
-from tests.unit.test_quota import TABLE, Clock, create_table
+from tests.helpers.offline import (
+    TABLE,
+    Clock,
+    FakeZoho,
+    Nowhere,
+    create_table,
+    offline_caller,
+)
 from trigger_relay.pipeline.relay import InboundRecord, Status, TriggerPipeline
 from trigger_relay.pipeline.routes import load_routes
 from trigger_relay.stores.ledger import DeliveryLedger

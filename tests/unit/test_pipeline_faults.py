@@ -8,8 +8,13 @@ import httpx
 from botocore.exceptions import ClientError
 
 from tests.conftest import ROOT
-from tests.unit.test_credentials import FakeZoho, offline_caller
-from tests.unit.test_quota import Clock, create_table, dynamodb  # noqa: F401 - the fixture
+from tests.helpers.offline import (
+    Clock,
+    FakeZoho,
+    Nowhere,
+    create_table,
+    offline_caller,
+)
 from trigger_relay.pipeline.relay import InboundRecord, Status, TriggerPipeline
 from trigger_relay.pipeline.routes import load_routes
 from trigger_relay.stores.ledger import DeliveryLedger
@@ -36,15 +41,7 @@ class Throttled:
         return update_item
 
 
-class Nowhere:
-    def park(self, records: object) -> dict[str, str]:
-        return {}
-
-    def store(self, records: object) -> None:
-        return None
-
-
-def test_a_throttled_quota_table_retries_the_records_and_loses_none(dynamodb) -> None:  # noqa: F811
+def test_a_throttled_quota_table_retries_the_records_and_loses_none(dynamodb) -> None:
     create_table(dynamodb, "ledger", "id")
     zoho = FakeZoho(accounts_host="accounts.zoho.com")
     http = httpx.Client(transport=httpx.MockTransport(zoho))

@@ -5,44 +5,18 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Iterator
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
+from tests.helpers.offline import (
+    TABLE,
+    Clock,
+)
 from trigger_relay.stores.quota import Denial, Grant, Limit, QuotaGate
 
-TABLE = "quota"
 EXAMPLES = itertools.count()
-
-
-@pytest.fixture
-def dynamodb() -> Iterator[object]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_table(client, TABLE, "pk")
-        yield client
-
-
-def create_table(client: object, name: str, key: str) -> None:
-    """An on-demand table with a string hash key, as the template makes them."""
-    client.create_table(  # type: ignore[attr-defined]
-        TableName=name,
-        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_idle_api_grants_now_then_spaces_slots(dynamodb) -> None:

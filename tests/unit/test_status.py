@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from tests.unit.test_quota import TABLE, Clock, dynamodb  # noqa: F401 - the fixture
+from tests.helpers.offline import (
+    TABLE,
+    Clock,
+)
 from trigger_relay.stores.quota import Limit, QuotaGate
 from trigger_relay_cli.status import format_status, quota_status
 
 
-def test_status_reports_usage_next_slot_and_lock(dynamodb) -> None:  # noqa: F811
+def test_status_reports_usage_next_slot_and_lock(dynamodb) -> None:
     clock = Clock()
     gate = QuotaGate(TABLE, dynamodb, clock)
     limit = Limit(calls=500, window_seconds=300, safety_margin_seconds=2)
