@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from trigger_relay.pipeline.events import BadEvent, from_eventbridge, from_sqs_body, is_eventbridge
+from trigger_relay.pipeline.decide import decide
+from trigger_relay.pipeline.events import is_eventbridge
 from trigger_relay.pipeline.planning import Delivery, plan_calls
 from trigger_relay.pipeline.queue_messages import MAX_MESSAGE_BYTES, Attribute
-from trigger_relay.pipeline.routes import BadRecipient, RoutesFile
+from trigger_relay.pipeline.routes import RoutesFile
 
 MASK = "****"
 
@@ -123,38 +124,38 @@ def explain(
     deliveries: list[Delivery] = []
     for record_id, body, attributes in records_of(document):
         try:
-            payload = json.loads(body)
-            bus = on_bus(document, payload)
-            problem = too_large(payload, body, attributes, bus)
-            if problem is not None:
-                lines.append(f"record {record_id}: {problem}")
+            payload: Any = json.loads(body)
+        except ValueError:
+            payload = None  # decide() rejects it, with the reason the function stores
+        bus = on_bus(document, payload)
+        problem = too_large(payload, body, attributes, bus)
+        if problem is not None:
+            lines.append(f"record {record_id}: {problem}")
+            continue
+        if bus:
+            dropped = not_relayed(payload, prefix)
+            if dropped is not None:
+                lines.append(f"record {record_id}: {dropped}")
                 continue
-            if bus:
-                dropped = not_relayed(payload, prefix)
-                if dropped is not None:
-                    lines.append(f"record {record_id}: {dropped}")
-                    continue
-            if isinstance(payload, dict) and is_eventbridge(payload):
-                event = from_eventbridge(payload)
-            else:
-                event = from_sqs_body(body, record_id, attributes)
-        except (BadEvent, ValueError) as exc:
-            lines.append(f"record {record_id}: REJECTED - {exc}")
+        decision = decide(routes, record_id, body, attributes)
+        event = decision.event
+        if event is None:
+            lines.append(f"record {record_id}: REJECTED - {'; '.join(decision.rejected)}")
             continue
         source = f" source {event.source!r}" if event.source is not None else ""
         lines.append(f"record {record_id}: event {event.event_id!r} type {event.type!r}{source}")
-        for route in routes.routes:
-            why = route.match.why_not(event)
-            if why is not None:
-                lines.append(f"  - {route.name}: no match ({why})")
-                continue
-            try:
-                recipient = route.recipient(event)
-            except BadRecipient as exc:
-                lines.append(f"  x {route.name}: matches, but REJECTED - {exc}")
-                continue
-            lines.append(f"  + {route.name}: {route.action} -> {shown(recipient)}")
-            deliveries.append(Delivery(record_id, event.event_id, route, recipient))
+        for verdict in decision.verdicts:
+            name = verdict.route.name
+            if verdict.not_matched is not None:
+                lines.append(f"  - {name}: no match ({verdict.not_matched})")
+            elif verdict.delivery is None:
+                lines.append(f"  x {name}: REJECTED - {verdict.rejected}")
+            else:
+                recipient = shown(verdict.delivery.recipient)
+                lines.append(f"  + {name}: {verdict.route.action} -> {recipient}")
+        if not decision.handled:
+            lines.append(f"  REJECTED - {'; '.join(decision.rejected)}")
+        deliveries += decision.deliveries
     calls = plan_calls(deliveries)
     lines.append(
         f"\n{len(calls)} vendor call(s) would be made (the exact requests; secrets as {MASK}):"

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from trigger_relay.pipeline.decide import decide
 from trigger_relay.pipeline.events import (
     BadEvent,
-    InboundEvent,
     event_identity,
     from_sqs_body,
 )
@@ -96,20 +96,9 @@ def send(target: Target, document: dict[str, Any], routes: RoutesFile | None) ->
                 },
             )["MessageId"]
         record_id = message_id or payload["id"]
-        event = _inbound(body, record_id, attributes)
-        event_id = event.event_id if event is not None else record_id
-        sent.append(Sent(event_id, message_id, _expected(event, routes)))
+        event_id, keys = expected(body, record_id, attributes, routes)
+        sent.append(Sent(event_id, message_id, keys))
     return sent
-
-
-def _inbound(body: str, record_id: str, attributes: dict[str, str]) -> InboundEvent | None:
-    """The event as the function will read the queued body (its id: an EventBridge event's,
-    an app event's `id` / `idempotency_key`, else the SQS message id), or None when it will
-    be rejected (follow() then finds it in the rejected store)."""
-    try:
-        return from_sqs_body(body, record_id, attributes)
-    except (BadEvent, ValueError):
-        return None
 
 
 def _dropped_by_rule(target: Target, payload: dict[str, Any]) -> str | None:
@@ -146,13 +135,25 @@ def _json(body: str) -> Any:
         return None
 
 
-def _expected(event: InboundEvent | None, routes: RoutesFile | None) -> list[str]:
-    """The ledger keys the event's delivery will write: one per route it maps on."""
-    if event is None or routes is None:
-        return []
-    # every route it matches: one whose recipient is refused ends rejected, so the event is
-    # not delivered until that route is (the stored row says why)
-    return [f"{event.event_id}#{route.name}" for route in routes.matching(event)]
+def expected(
+    body: str, record_id: str, attributes: dict[str, str], routes: RoutesFile | None
+) -> tuple[str, list[str]]:
+    """The event's id as the function will read the queued body (an EventBridge event's, an app
+    event's `id` / `idempotency_key`, else the SQS message id), and the ledger keys its delivery
+    will write: one per route it is handled on. A route whose recipient is refused, or whose
+    match cannot be evaluated, ends rejected, so the event is not delivered until that route
+    is (the stored row says why). No keys: the event will be rejected, and follow() finds it
+    in the rejected store."""
+    if routes is None:  # which routes it takes is unknown: its id is what can be followed
+        try:
+            return from_sqs_body(body, record_id, attributes).event_id, []
+        except BadEvent:
+            return record_id, []
+    decision = decide(routes, record_id, body, attributes)
+    if decision.event is None:
+        return record_id, []
+    event_id = decision.event.event_id
+    return event_id, [f"{event_id}#{name}" for name in decision.handled]
 
 
 def progress_line(settled: int, total: int, waited: float, timeout: float) -> None:

@@ -8,7 +8,7 @@ import json
 from tests.helpers.relay import ACCOUNTS, LAUNCH, route
 from trigger_relay.pipeline.routes import parse_routes
 from trigger_relay_cli.__main__ import _routes
-from trigger_relay_cli.operations import _expected, _inbound
+from trigger_relay_cli.operations import expected
 from trigger_relay_cli.target import Target
 
 NO_PHONE = route(
@@ -19,7 +19,8 @@ NO_PHONE = route(
 def test_a_route_whose_recipient_is_refused_is_waited_for_too() -> None:
     routes = parse_routes(ACCOUNTS + LAUNCH + NO_PHONE)
     body = json.dumps({"id": "evt-1", "type": "user.signed_up", "user": {"email": "a@x.co"}})
-    keys = _expected(_inbound(body, "m-1", {}), routes)
+    event_id, keys = expected(body, "m-1", {}, routes)
+    assert event_id == "evt-1"
     assert sorted(keys) == ["evt-1#welcome-launch", "evt-1#welcome-sms"]
 
 

@@ -23,10 +23,10 @@ from enum import StrEnum
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trigger_relay.observability import logger
-from trigger_relay.pipeline.events import BadEvent, InboundEvent, from_sqs_body
+from trigger_relay.pipeline.decide import decide
 from trigger_relay.pipeline.planning import Delivery, PlannedCall, plan_calls
 from trigger_relay.pipeline.queue_messages import Attribute, Handling
-from trigger_relay.pipeline.routes import BadRecipient, RoutesFile
+from trigger_relay.pipeline.routes import RoutesFile
 from trigger_relay.pipeline.vendor_calls import Deferred, VendorCaller
 from trigger_relay.stores.ledger import Claims, DeliveryLedger
 from trigger_relay.stores.parking import DeferralLimit, Deferrals, ParkedRecord, RejectedStore
@@ -242,35 +242,19 @@ class TriggerPipeline:
         return deliveries
 
     def _record_deliveries(self, record: InboundRecord, state: _Progress) -> list[Delivery]:
-        try:
-            event = from_sqs_body(
-                record.body, record.record_id, record.text_attributes(), record.handling.event_id
-            )
-        except BadEvent as exc:
-            state.rejected.append(str(exc))
-            return []
-        state.event_id = event.event_id
-        routes, errors = self._routes.decide(event)
-        only = record.handling.routes
-        if only is not None:  # a copy: the routes settled before are not handled again
-            gone = [n for n in only if n not in errors and all(r.name != n for r in routes)]
-            routes = [r for r in routes if r.name in only]
-            errors = {name: why for name, why in errors.items() if name in only}
-            for name in gone:  # renamed, removed, or its match changed since the first hop
-                errors[name] = f"route {name}: no longer in the routes file or no longer matching"
-        state.routes = [r.name for r in routes] + list(errors)
-        state.rejected += errors.values()
-        if not routes and not errors:
-            state.rejected.append(_no_route(event))
-        deliveries = []
-        for route in routes:
-            try:
-                recipient = route.recipient(event)
-            except BadRecipient as exc:
-                state.rejected.append(str(exc))
-                continue
-            deliveries.append(Delivery(record.record_id, event.event_id, route, recipient))
-        return deliveries
+        decision = decide(
+            self._routes,
+            record.record_id,
+            record.body,
+            record.text_attributes(),
+            record.handling.event_id,
+            record.handling.routes,
+        )
+        if decision.event is not None:
+            state.event_id = decision.event.event_id
+            state.routes = decision.handled
+        state.rejected += decision.rejected
+        return decision.deliveries
 
     def _claim(self, deliveries: list[Delivery], progress: dict[str, _Progress]) -> Claims:
         strict = {d.ledger_key for d in deliveries if not d.route.repeat_safe}
@@ -434,10 +418,3 @@ class TriggerPipeline:
 def _routes_of(ledger_keys: list[str]) -> tuple[str, ...]:
     """The route names in ledger keys (``event#route``; route names hold no ``#``)."""
     return tuple(dict.fromkeys(key.rsplit("#", 1)[1] for key in ledger_keys))
-
-
-def _no_route(event: InboundEvent) -> str:
-    where = f"type {event.type!r}"
-    if event.source is not None:
-        where += f", source {event.source!r}"
-    return f"no route matches event {where}"

@@ -1,0 +1,68 @@
+"""decide(): the one place that turns a record into an event, route verdicts and deliveries,
+for the pipeline, `explain` and `send` alike."""
+
+from __future__ import annotations
+
+import json
+
+from tests.helpers.relay import ACCOUNTS, LAUNCH, route
+from trigger_relay.pipeline.decide import decide
+from trigger_relay.pipeline.routes import parse_routes
+from trigger_relay_cli.explain import explain
+from trigger_relay_cli.operations import expected
+
+SMS = route(
+    "welcome-sms", "altcraft.trigger", "{id: 85, matching: phone}", mapping="{phone: user.phone}"
+)
+VIP = route(
+    "vip",
+    "altcraft.trigger",
+    "{id: 86}",
+    match="{type: user.signed_up, fields: {\"contains(user.tags, 'vip')\": true}}",
+)
+ROUTES = parse_routes(ACCOUNTS + LAUNCH + SMS + VIP)
+
+
+def body(**user: object) -> str:
+    return json.dumps({"id": "evt-1", "type": "user.signed_up", "user": user})
+
+
+def test_each_route_gets_one_verdict_and_the_reasons_come_in_the_stored_order() -> None:
+    # tags is a number: the vip route's condition cannot be evaluated; no phone: sms refused
+    decision = decide(ROUTES, "m-1", body(email="a@x.co", tags=7), {})
+    verdicts = {v.route.name: v for v in decision.verdicts}
+    assert verdicts["welcome-launch"].delivery is not None
+    assert verdicts["welcome-sms"].rejected and verdicts["welcome-sms"].delivery is None
+    assert verdicts["vip"].rejected and verdicts["vip"].rejected.startswith("route vip:")
+    assert decision.handled == ["welcome-launch", "welcome-sms", "vip"]
+    assert decision.rejected[0].startswith("route vip:")  # match errors first, then recipients
+    assert [d.route.name for d in decision.deliveries] == ["welcome-launch"]
+
+
+def test_a_copy_handles_only_its_routes_and_a_route_that_is_gone_is_rejected() -> None:
+    decision = decide(ROUTES, "m-2", body(email="a@x.co"), {}, "evt-1", ("welcome-launch", "old"))
+    assert decision.handled == ["welcome-launch", "old"]
+    assert decision.rejected == ["route old: no longer in the routes file or no longer matching"]
+
+
+def test_an_event_no_route_takes_is_rejected_with_its_type() -> None:
+    decision = decide(ROUTES, "m-3", json.dumps({"type": "order.placed"}), {})
+    assert decision.handled == [] and decision.deliveries == []
+    assert decision.rejected == ["no route matches event type 'order.placed'"]
+
+
+def test_explain_and_send_say_what_the_pipeline_decides() -> None:
+    text = body(email="a@x.co", tags=7)
+    lines = "\n".join(explain(json.loads(text), ROUTES, source_prefix=""))
+    assert "+ welcome-launch: altcraft.trigger" in lines
+    assert "x welcome-sms: REJECTED" in lines
+    assert "x vip: REJECTED - route vip:" in lines  # an evaluation error, not a crash
+    event_id, keys = expected(text, "m-1", {}, ROUTES)
+    assert event_id == "evt-1"
+    assert keys == [f"evt-1#{name}" for name in decide(ROUTES, "m-1", text, {}).handled]
+
+
+def test_explain_rejects_a_body_as_the_function_does() -> None:
+    document = {"Records": [{"messageId": "m-9", "body": "[1, 2]"}]}
+    lines = explain(document, ROUTES, source_prefix="")
+    assert lines[0] == "record m-9: REJECTED - body is a JSON list, not an object"
