@@ -12,11 +12,12 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv demo test audit lint check-template build bench clean
+.PHONY: help venv demo test unit audit lint check-template build bench clean
 
 help:
 	@echo "make demo   - run the whole app on the embedded local stack (moto + vendor simulator)"
 	@echo "make test   - lint, template checks, unit and integration tests"
+	@echo "make unit   - the fast tests alone: unit tests, contracts, template checks (no sam build)"
 	@echo "make build  - sam build"
 	@echo "make bench  - benchmarks (print tables, fail when a target is missed)"
 	@echo "make audit  - known vulnerabilities in the pinned dependencies (pip-audit)"
@@ -56,6 +57,10 @@ test: venv $(CHECKOV) $(AUDIT)
 	.venv-audit/bin/python scripts/audit.py
 	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(BIN)/pytest
+
+# The tests a change is checked with while working: no moto server, no simulator, no sam build.
+unit: venv
+	$(BIN)/pytest -q -n 2 -m "not slow and not integration" tests/unit tests/template layers
 
 lint: venv
 	$(BIN)/ruff check .

@@ -16,15 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parent)]
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
 from report import Row, finish, print_table  # noqa: E402
 
+from tests.helpers.events import signups  # noqa: E402
 from trigger_relay_local.lambda_runtime.emf import metric_totals  # noqa: E402
 from trigger_relay_local.lambda_runtime.fleet import (  # noqa: E402
     PollerFleet,
     enqueue,
     queue_depth,
-    signups,
     wait_drained,
 )
 from trigger_relay_local.simulator import SimConfig  # noqa: E402

@@ -14,6 +14,7 @@ from typing import Any
 
 from trigger_relay.pipeline.routes import RoutesError, RoutesFile, parse_routes
 from trigger_relay_cli.failures import Exit, UserError, describe, outcome_code
+from trigger_relay_cli.progress import following
 from trigger_relay_cli.target import WORKDIR, NoStack, resolve
 
 
@@ -246,9 +247,7 @@ def _run(args: argparse.Namespace) -> int:
         document = _event_file(args.event_file)
         sent = operations.send(target, document, _routes(args.routes, target))
         print(f"sent {len(sent)} event(s) to {target.name}; following (up to {args.timeout:.0f} s)")
-        outcomes = operations.follow(
-            target, sent, timeout=args.timeout, progress=operations.progress_line
-        )
+        outcomes = operations.follow(target, sent, timeout=args.timeout, progress=following())
         for s in sent:
             print(f"  {s.event_id}: {outcomes[s.event_id]}")
         return outcome_code(list(outcomes.values()))

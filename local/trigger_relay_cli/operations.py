@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -23,21 +22,13 @@ from trigger_relay.stores.ledger import DeliveryLedger
 from trigger_relay.stores.parking import REJECTED_PREFIX, UNCERTAIN_PREFIX
 from trigger_relay_cli.explain import eventbridge_entry, not_relayed, on_bus, records_of, too_large
 from trigger_relay_cli.failures import Exit, UserError
+from trigger_relay_cli.progress import counting
 from trigger_relay_cli.status import format_status, quota_status
 from trigger_relay_cli.target import Target
 
 REJECTED = REJECTED_PREFIX
 UNCERTAIN = UNCERTAIN_PREFIX
 REDRIVEN = "redriven/"
-
-
-def progress(done: int, total: int, label: str, out: Any = sys.stderr) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    out.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done >= total:
-        out.write("\n")
-    out.flush()
 
 
 # ---------------------------------------------------------------- send and follow
@@ -154,23 +145,6 @@ def expected(
         return record_id, []
     event_id = decision.event.event_id
     return event_id, [f"{event_id}#{name}" for name in decision.handled]
-
-
-def progress_line(settled: int, total: int, waited: float, timeout: float) -> None:
-    """What `send` is waiting for, on stderr: rewritten in place on a terminal, else a line
-    every couple of seconds."""
-    text = (
-        f"waiting for {total - settled} of {total} event(s) to be delivered, rejected or "
-        f"stored as uncertain ({waited:.0f} s of {timeout:.0f} s)"
-    )
-    if sys.stderr.isatty():
-        spinner = "|/-\\"[int(waited * 4) % 4]
-        sys.stderr.write(f"\r{spinner} {text}\033[K")
-        if settled == total:
-            sys.stderr.write("\r\033[K")
-    elif settled < total and int(waited * 2) % 4 == 0:
-        sys.stderr.write(text + "\n")
-    sys.stderr.flush()
 
 
 def follow(
@@ -326,7 +300,7 @@ def redrive_dlq(target: Target, match: Callable[[str], bool], show: bool = True)
             if failed:  # they stay in the DLQ; a rerun sends them
                 raise RuntimeError(f"{len(failed)} message(s) not sent: {set(failed.values())}")
         if show:
-            progress(min(seen, total), max(total, seen), "DLQ     ")
+            counting("DLQ")(min(seen, total), max(total, seen))
     return moved
 
 
@@ -375,7 +349,7 @@ def redrive_rejected(
                 s3.delete_object(Bucket=bucket, Key=key)
         moved += len(chosen)
         if show:
-            progress(index, len(keys), prefix.rstrip("/").ljust(9))
+            counting(prefix.rstrip("/"))(index, len(keys))
     return moved
 
 

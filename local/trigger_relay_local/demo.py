@@ -5,16 +5,14 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from trigger_relay.observability import mask_email
 from trigger_relay.pipeline.routes import load_routes
+from trigger_relay_cli.progress import ticking
 from trigger_relay_cli.status import format_status, quota_status
 from trigger_relay_cli.target import DEMO_WORKDIR
 from trigger_relay_local.lambda_runtime.emf import metric_totals
@@ -75,26 +73,6 @@ def _rejected(env: Embedded) -> list[dict[str, Any]]:
         data = gzip.decompress(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
         rows.extend(json.loads(line) for line in data.splitlines() if line)
     return rows
-
-
-@contextmanager
-def ticking(out: Any, doing: str, every: float = 2.0) -> Iterator[None]:
-    """Say what is being waited for, and keep saying it, so a long step is never silent."""
-    out(f"{doing} ...")
-    started = time.monotonic()
-    done = threading.Event()
-
-    def tick() -> None:
-        while not done.wait(every):
-            out(f"  ... {doing.lower()} ({time.monotonic() - started:.0f} s)")
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
 
 
 def run_demo(workdir: Path = DEMO_WORKDIR, out: Any = print) -> dict[str, Any]:

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers.events import signups
 from tests.helpers.iam import check_calls
 from trigger_relay_local.lambda_runtime.fleet import (
     PollerFleet,
     enqueue,
     queue_depth,
-    signups,
     wait_drained,
 )
 from trigger_relay_local.stack.embedded import Embedded, embedded_stack

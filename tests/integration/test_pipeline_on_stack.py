@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.events import signups
 from tests.helpers.iam import check_calls
 from trigger_relay_local.lambda_runtime.emf import metric_totals
 from trigger_relay_local.lambda_runtime.fleet import (
     PollerFleet,
     enqueue,
     queue_depth,
-    signups,
     wait_drained,
 )
 from trigger_relay_local.simulator import SimConfig

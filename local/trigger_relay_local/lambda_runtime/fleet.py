@@ -223,17 +223,3 @@ def enqueue(stack: LocalStack, bodies: list[str]) -> None:
                 {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])
             ],
         )
-
-
-def signups(tag: str, count: int, first: int = 0) -> list[str]:
-    """Signup bodies for `{tag}{n}@example.com`, each with its own event id `{tag}-{n}`."""
-    return [
-        json.dumps(
-            {
-                "type": "user.signed_up",
-                "id": f"{tag}-{n}",
-                "user": {"email": f"{tag}{n}@example.com"},
-            }
-        )
-        for n in range(first, first + count)
-    ]

@@ -3,14 +3,13 @@
 
 from collections.abc import Callable
 
-from trigger_relay_local.simulator import altcraft, zoho
 from trigger_relay_local.simulator.server import Simulator
 from trigger_relay_local.simulator.state import SimConfig
+from trigger_relay_local.simulator.vendors import SIMULATED
 
-# Each simulated vendor, by the routes file's vendor name: what its accounts' secrets hold here
+# What an account's secret holds on the local stack, by the routes file's vendor name
 ACCOUNT_SECRETS: dict[str, Callable[[SimConfig], dict[str, str]]] = {
-    "zoho": zoho.account_secret,
-    "altcraft": altcraft.account_secret,
+    name: module.account_secret for name, module in SIMULATED.items()
 }
 
 __all__ = ["ACCOUNT_SECRETS", "SimConfig", "Simulator"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
+from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
 from trigger_relay.vendors.safe_xml import UnsafeXml, parse_xml
-from trigger_relay_local.simulator.state import SimConfig, SimState
+from trigger_relay_local.simulator.state import Answer, Route, SimConfig, SimState
 
 
 def account_secret(config: SimConfig) -> dict[str, str]:
@@ -17,7 +19,6 @@ def account_secret(config: SimConfig) -> dict[str, str]:
     return {"token": config.altcraft_token}
 
 
-Answer = tuple[int, str, bytes]
 MAX_BODY_BYTES = 10 * 1024 * 1024
 OK_TEXT = "Successful operation"
 
@@ -131,7 +132,7 @@ def start(state: SimState, body: bytes) -> Answer:
     return _answer({"data": None, "error": 0, "error_text": OK_TEXT}, "json")
 
 
-def invalid_token() -> Answer:
+def invalid_token(uri: str = "", query: dict[str, str] | None = None) -> Answer:
     return _error(403, "Invalid API token", "json")
 
 
@@ -141,3 +142,35 @@ def link(state: SimState, value: str, identifier: str) -> Answer:
     with state.mutex:
         state.altcraft_launched.append((f"link:{value}", identifier))
     return _answer({"error": 0, "error_text": OK_TEXT}, "json")
+
+
+ROUTES: list[Route] = [
+    (
+        "POST",
+        re.compile(r"^/api/v1\.1/campaigns/triggers/start_batch/?$"),
+        "altcraft.bulk_trigger",
+        lambda s, m, q, u, r: start_batch(s, r.body, r.headers.get("Content-Type", "")),
+    ),
+    (
+        "POST",
+        re.compile(r"^/api/v1\.1/campaigns/triggers/start/?$"),
+        "altcraft.trigger",
+        lambda s, m, q, u, r: start(s, r.body),
+    ),
+    (
+        "GET|POST",
+        re.compile(r"^/trg/([0-9a-fA-F]+)/([^/]+)$"),
+        "altcraft.trigger_link",
+        lambda s, m, q, u, r: link(s, m.group(1), unquote(m.group(2))),
+    ),
+]
+BEARER_APIS: set[str] = set()  # the API token travels in the body (or the link is the secret)
+
+
+def locked(uri: str, query: dict[str, str]) -> Answer:
+    """Altcraft documents no call limit; a limit set on the simulator answers as HTTP 429."""
+    return 429, "text/plain", b"Too Many Requests"
+
+
+def mint_refused() -> Answer:
+    return invalid_token()

@@ -11,64 +11,17 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from trigger_relay_local.simulator import altcraft, zoho
-from trigger_relay_local.simulator.state import Faults, Received, SimConfig, SimState
+from trigger_relay_local.simulator.state import Answer, Faults, Received, Route, SimConfig, SimState
+from trigger_relay_local.simulator.vendors import SIMULATED
 
-Handler = Callable[[SimState, re.Match[str], dict[str, str], str, "_RequestHandler"], zoho.Answer]
-
-ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
-    (
-        "POST",
-        re.compile(r"^/oauth/v2/token$"),
-        "zoho.oauth",
-        lambda s, m, q, u, r: zoho.oauth_token(s, q),
-    ),
-    (
-        "POST",
-        re.compile(r"^/api/v1\.1/workflow/([^/]+)/action/trigger$"),
-        "zoho_campaigns.workflow_trigger",
-        lambda s, m, q, u, r: zoho.trigger(
-            s, s.config.workflows, m.group(1), q, u, "1.1", "custom workflow"
-        ),
-    ),
-    (
-        "POST",
-        re.compile(r"^/api/v1/journeys/([^/]+)/action/trigger$"),
-        "zoho_marketing_automation.journey_trigger",
-        lambda s, m, q, u, r: zoho.trigger(s, s.config.journeys, m.group(1), q, u, "1", "journey"),
-    ),
-    (
-        "POST|GET",
-        re.compile(r"^/api/v1\.1/getcampaignrecipientsdata$"),
-        "zoho_campaigns.recipients",
-        lambda s, m, q, u, r: zoho.recipients(s, q, u),
-    ),
-    (
-        "POST",
-        re.compile(r"^/api/v1\.1/campaigns/triggers/start_batch/?$"),
-        "altcraft.bulk_trigger",
-        lambda s, m, q, u, r: altcraft.start_batch(s, r.body, r.headers.get("Content-Type", "")),
-    ),
-    (
-        "POST",
-        re.compile(r"^/api/v1\.1/campaigns/triggers/start/?$"),
-        "altcraft.trigger",
-        lambda s, m, q, u, r: altcraft.start(s, r.body),
-    ),
-    (
-        "GET|POST",
-        re.compile(r"^/trg/([0-9a-fA-F]+)/([^/]+)$"),
-        "altcraft.trigger_link",
-        lambda s, m, q, u, r: altcraft.link(s, m.group(1), unquote(m.group(2))),
-    ),
-]
-_OPEN_APIS = {"zoho.oauth"}
-_ZOHO_APIS = {api for _, _, api, _ in ROUTES if api.startswith("zoho")} - _OPEN_APIS
+# Each simulated vendor's module: its ROUTES, which of them check the bearer token, and its
+# answers for an invalid token, a lock and the fault modes that refuse a request.
+_VENDOR_OF = {api: module for module in SIMULATED.values() for _, _, api, _ in module.ROUTES}
+ROUTES: list[Route] = [route for module in SIMULATED.values() for route in module.ROUTES]
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -126,12 +79,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self,
         state: SimState,
         api: str,
-        handler: Handler,
+        handler: Any,
         match: re.Match[str],
         query: dict[str, str],
         uri: str,
         fault: Faults | None,
-    ) -> zoho.Answer | None:
+    ) -> Answer | None:
         if fault is not None and fault.mode is not None:
             refused = self._refusal(state, api, fault, uri, query)
             if refused is not None:
@@ -145,16 +98,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return fault.status, "text/plain", b"simulated failure"
             if fault.lock and api in state.limits:
                 state.limits[api].lock_now()
-        if api in _ZOHO_APIS and not state.token_valid(self.headers.get("Authorization", "")):
-            return zoho.invalid_token(uri, query.get("resfmt", "JSON"))
+        vendor = _VENDOR_OF[api]
+        if api in vendor.BEARER_APIS and not state.token_valid(
+            self.headers.get("Authorization", "")
+        ):
+            return vendor.invalid_token(uri, query)
         limit = state.limits.get(api)
         if limit is not None and not limit.admit():
-            return zoho.locked(uri, query.get("resfmt", "JSON"))
+            return vendor.locked(uri, query)
         return handler(state, match, query, uri, self)
 
     def _refusal(
         self, state: SimState, api: str, fault: Faults, uri: str, query: dict[str, str]
-    ) -> zoho.Answer | None:
+    ) -> Answer | None:
         """The answer of a fault mode that refuses the request; None where the request is
         acted on as usual (accept_then_timeout, accept_then_reset)."""
         host = self.headers.get("Host", "127.0.0.1")
@@ -170,14 +126,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._extra_headers = {"Retry-After": str(fault.retry_after)}
             return 429, "text/plain", b"Too Many Requests"
         if fault.mode == "token_refused":
-            if api in _ZOHO_APIS:
+            vendor = _VENDOR_OF[api]
+            if api in vendor.BEARER_APIS:
                 _, _, token = self.headers.get("Authorization", "").partition(" ")
                 with state.mutex:
                     state.tokens.pop(token.strip(), None)  # revoked
-                return zoho.invalid_token(uri, query.get("resfmt", "JSON"))
-            return altcraft.invalid_token()
+            return vendor.invalid_token(uri, query)
         if fault.mode == "mint_refused":
-            return zoho.mint_refused()
+            return _VENDOR_OF[api].mint_refused()
         return None
 
     def _control(self, method: str, path: str, body: bytes) -> None:
@@ -210,7 +166,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client gave up waiting (accept_then_timeout)
 
 
-def _route(method: str, path: str) -> tuple[str, Handler, re.Match[str]] | None:
+def _route(method: str, path: str) -> tuple[str, Any, re.Match[str]] | None:
     for methods, pattern, api, handler in ROUTES:
         match = pattern.match(path)
         if match and method in methods.split("|"):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from trigger_relay_local.simulator.limits import CallLimit
+
+Answer = tuple[int, str, bytes]  # status, content type, body
+# (methods "GET|POST", path pattern, the API's name, handler(state, match, query, uri, request))
+Route = tuple[str, "re.Pattern[str]", str, Callable[..., Answer]]
 
 
 @dataclass

@@ -7,10 +7,11 @@ report errors with HTTP 200 and a ``code`` in the body.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from trigger_relay_local.simulator.state import Flow, SimConfig, SimState
+from trigger_relay_local.simulator.state import Answer, Flow, Route, SimConfig, SimState
 
 
 def account_secret(config: SimConfig) -> dict[str, str]:
@@ -21,8 +22,6 @@ def account_secret(config: SimConfig) -> dict[str, str]:
         "refresh_token": config.refresh_token,
     }
 
-
-Answer = tuple[int, str, bytes]
 
 TRIGGER_ERRORS = {
     "9007": "Mandatory field is not found",
@@ -53,14 +52,6 @@ def error(code: str, message: str, uri: str, fmt: str = "JSON") -> Answer:
         )
         return 200, "application/xml;charset=UTF-8", xml.encode()
     return _json({"code": code, "message": message, "status": "error", "uri": uri})
-
-
-def locked(uri: str, fmt: str = "JSON") -> Answer:
-    return error(LOCK_CODE, "Calls limit exceeded. Try again after the lock period.", uri, fmt)
-
-
-def invalid_token(uri: str, fmt: str = "JSON") -> Answer:
-    return error("INVALID_TOKEN", "invalid oauth token", uri, fmt)
 
 
 def mint_refused() -> Answer:
@@ -229,3 +220,45 @@ def recipients(state: SimState, query: dict[str, str], uri: str) -> Answer:
 
 def _recipients_error(fmt: str, code: str, uri: str) -> Answer:
     return error(code, RECIPIENT_ERRORS.get(code, TRIGGER_ERRORS.get(code, "error")), uri, fmt)
+
+
+# The endpoints, by the API names the relay's quota uses (the oauth one is the accounts server)
+ROUTES: list[Route] = [
+    (
+        "POST",
+        re.compile(r"^/oauth/v2/token$"),
+        "zoho.oauth",
+        lambda s, m, q, u, r: oauth_token(s, q),
+    ),
+    (
+        "POST",
+        re.compile(r"^/api/v1\.1/workflow/([^/]+)/action/trigger$"),
+        "zoho_campaigns.workflow_trigger",
+        lambda s, m, q, u, r: trigger(
+            s, s.config.workflows, m.group(1), q, u, "1.1", "custom workflow"
+        ),
+    ),
+    (
+        "POST",
+        re.compile(r"^/api/v1/journeys/([^/]+)/action/trigger$"),
+        "zoho_marketing_automation.journey_trigger",
+        lambda s, m, q, u, r: trigger(s, s.config.journeys, m.group(1), q, u, "1", "journey"),
+    ),
+    (
+        "POST|GET",
+        re.compile(r"^/api/v1\.1/getcampaignrecipientsdata$"),
+        "zoho_campaigns.recipients",
+        lambda s, m, q, u, r: recipients(s, q, u),
+    ),
+]
+# Calls that carry "Authorization: Zoho-oauthtoken <access token>"
+BEARER_APIS = {api for _, _, api, _ in ROUTES} - {"zoho.oauth"}
+
+
+def invalid_token(uri: str, query: dict[str, str]) -> Answer:
+    return error("INVALID_TOKEN", "invalid oauth token", uri, query.get("resfmt", "JSON"))
+
+
+def locked(uri: str, query: dict[str, str]) -> Answer:
+    fmt = query.get("resfmt", "JSON")
+    return error(LOCK_CODE, "Calls limit exceeded. Try again after the lock period.", uri, fmt)
