@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from tests.conftest import ROOT
+from tests.helpers.moto_probes import PROBES
 from trigger_relay_local.stack import moto_patches
+
+# the fresh process imports the code under test as pytest does
+PYTHONPATH = [str(ROOT / "layers" / "common"), str(ROOT / "local"), str(ROOT)]
 
 
 @pytest.fixture
@@ -189,3 +197,38 @@ def test_test_event_pattern_answers_as_the_local_bus_routes() -> None:
             events.test_event_pattern(
                 EventPattern=pattern, Event=json.dumps({"source": "app.users"})
             )
+
+
+# What each patch corrects, measured with it and (in a fresh process) without it.
+CORRECTS = {
+    "serialise_dynamodb": (lambda fixed: fixed == 1, lambda plain: plain == 2),
+    "fast_sqs_receive": (lambda fixed: fixed == 0, lambda plain: plain >= 10),
+    "linear_sqs_drain": (lambda fixed: fixed <= 30, lambda plain: plain >= 500),
+    "uncounted_sqs_send": (lambda fixed: fixed == 0, lambda plain: plain >= 1),
+    "uncopied_put_transactions": (lambda fixed: fixed == 0, lambda plain: plain >= 1),
+    "strict_sqs_limits": (lambda fixed: fixed is False, lambda plain: plain is True),
+    "event_pattern_test": (lambda fixed: fixed is True, lambda plain: plain is False),
+}
+
+
+def test_every_patch_has_a_probe() -> None:
+    assert set(moto_patches.PATCHES) == set(PROBES) == set(CORRECTS)
+
+
+@pytest.mark.parametrize("name", sorted(CORRECTS))
+def test_each_patch_changes_what_it_says_and_moto_alone_does_not(name: str) -> None:
+    fixed, plain = CORRECTS[name]
+    moto_patches.apply()
+    with_patch = PROBES[name]()
+    assert fixed(with_patch), f"{name} with the patch: {with_patch}"
+    without = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.moto_probes", name],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    measured = json.loads(without.stdout.strip().splitlines()[-1])
+    assert plain(measured), f"{name} without the patch: {measured} (moto fixed it? drop the patch)"

@@ -1,42 +1,64 @@
 """Where moto's server differs from AWS in ways the local stack can't live with, and the fixes.
 
-1. DynamoDB: moto handles requests on threads without a lock, so two conditional UpdateItem
-   calls can both read the old item and both succeed. DynamoDB never allows that, and the
-   quota's guarantee across concurrent Lambdas depends on it. DynamoDB requests are applied
-   one at a time (they are short).
-2. SQS: ReceiveMessage recomputes every queue attribute (each a pass over all messages) for
-   every message it returns, and reads the clock through datetime arithmetic, so receiving from
-   a queue of thousands of messages takes seconds and the poller's batches stay small. The
-   retention check reads the one attribute it needs, and the clock is read once per call.
-3. SQS: every receive builds the list of all visible messages to return ten, and every delete
-   or visibility change finds its message by scanning the queue and rebuilding it, so a backlog
-   of n messages costs O(n^2) to drain: 100,000 events took hours. Visible messages are now
-   walked lazily (a receive stops at the messages it returns) and receipt handles lead straight
-   to their message, so draining is linear, as on AWS. Sending reads ``Queue.attributes`` for
-   one flag, which counts every message three times over; a send no longer counts them.
-4. DynamoDB: TransactWriteItems deep-copies every table it touches before writing, to roll back
-   on failure - each claim transaction of the delivery ledger copied the whole ledger. A
-   transaction of conditional puts (the ledger's) now checks every condition first and writes
-   only when all pass, which is the same outcome without the copy: DynamoDB requests here are
-   applied one at a time (fix 1).
+Each patch has a name, and tests/unit/test_moto_patches.py runs its probe
+(tests/helpers/moto_probes.py) with the patch and, in a fresh process, without it: every patch
+changes what it says it changes. Links are to the moto code each one replaces.
 
-5. SQS is *stricter* here than moto, as strict as AWS: moto accepts an 11th message attribute,
-   measures a message by its body's characters (not bytes, and without its attributes), and a
-   batch by its bodies alone. AWS counts bytes, and counts each attribute's name, data type
-   and value in the message's size; a message has at most 10 attributes; a batch's messages
-   together are at most 1 MiB; a body holds only the characters XML 1.0 allows (Amazon SQS
-   message quotas, https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/
+1. ``serialise_dynamodb``: moto handles requests on threads without a lock, so two conditional
+   UpdateItem calls can both read the old item and both succeed. DynamoDB never allows that, and
+   the quota's guarantee across concurrent Lambdas depends on it. DynamoDB requests are applied
+   one at a time (they are short).
+   (https://github.com/getmoto/moto/blob/5.2.5/moto/dynamodb/responses.py
+   ``DynamoHandler.call_action``)
+
+2. ``fast_sqs_receive``: ReceiveMessage recomputes every queue attribute (each a pass over all
+   messages) for every message it returns, and reads the clock through datetime arithmetic, so
+   receiving from a queue of thousands of messages takes seconds and the poller's batches stay
+   small. The retention check reads the one attribute it needs.
+   (https://github.com/getmoto/moto/blob/5.2.5/moto/sqs/models.py
+   ``SQSBackend.is_message_valid_based_on_retention_period``)
+
+3. ``linear_sqs_drain`` and ``uncounted_sqs_send``: every receive builds the list of all visible
+   messages to return ten, and every delete or visibility change finds its message by scanning
+   the queue and rebuilding it, so a backlog of n messages costs O(n^2) to drain: 100,000 events
+   took hours. Visible messages are now walked lazily (a receive stops at the messages it
+   returns) and receipt handles lead straight to their message, so draining is linear, as on
+   AWS. Sending reads ``Queue.attributes`` for one flag, which counts every message three times
+   over; a send no longer counts them.
+   (https://github.com/getmoto/moto/blob/5.2.5/moto/sqs/models.py ``Queue.messages``,
+   ``Queue.delete_message``, ``Queue.attributes``)
+
+4. ``uncopied_put_transactions``: TransactWriteItems deep-copies every table it touches before
+   writing, to roll back on failure - each claim transaction of the delivery ledger copied the
+   whole ledger. A transaction of conditional puts (the ledger's) now checks every condition
+   first and writes only when all pass, which is the same outcome without the copy: DynamoDB
+   requests here are applied one at a time (fix 1).
+   (https://github.com/getmoto/moto/blob/5.2.5/moto/dynamodb/models/__init__.py
+   ``DynamoDBBackend.transact_write_items``)
+
+5. ``strict_sqs_limits``: SQS is *stricter* here than moto, as strict as AWS: moto accepts an
+   11th message attribute, measures a message by its body's characters (not bytes, and without
+   its attributes), and a batch by its bodies alone. AWS counts bytes, and counts each
+   attribute's name, data type and value in the message's size; a message has at most 10
+   attributes; a batch's messages together are at most 1 MiB; a body holds only the characters
+   XML 1.0 allows (Amazon SQS message quotas,
+   https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/
    quotas-messages.html; SendMessage and SendMessageBatch in the API reference). Without this a
    test could pass locally that fails on AWS: re-enqueueing used to add an 11th attribute.
+   (https://github.com/getmoto/moto/blob/5.2.5/moto/sqs/models.py ``SQSBackend.send_message``)
 
-6. EventBridge: moto answers TestEventPattern with an empty body. It now answers as AWS does,
-   with ``Result``, matching by moto's own pattern matcher - the one its PutEvents routes with,
-   so `trigger-relay send` asks the local rule exactly what the local bus will do - and refusing
-   an event without the fields AWS requires (id, account, source, time, region, resources,
-   detail-type;
+6. ``event_pattern_test``: moto answers TestEventPattern with an empty body. It now answers as
+   AWS does, with ``Result``, matching by moto's own pattern matcher - the one its PutEvents
+   routes with, so `trigger-relay send` asks the local rule exactly what the local bus will do -
+   and refusing an event without the fields AWS requires (id, account, source, time, region,
+   resources, detail-type;
    https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_TestEventPattern.html).
+   (https://github.com/getmoto/moto/blob/5.2.5/moto/events/responses.py
+   ``EventsHandler.test_event_pattern``)
 
-Behaviour is otherwise unchanged. Applied once per process by ``apply()``.
+2, 3 and 4 are about speed: without them the integration tests and a `local up` with a backlog
+of thousands crawl, and the benchmarks' 100,000-event runs take hours. Behaviour is otherwise
+unchanged. Applied once per process by ``apply()``.
 """
 
 from __future__ import annotations
@@ -46,7 +68,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 _APPLIED = False
@@ -57,7 +79,8 @@ _DYNAMODB_LOCK = threading.Lock()
 MOTO_VERSION = "5.2.5"
 
 
-def apply() -> None:
+def apply(skip: Collection[str] = ()) -> None:
+    """Every patch but those named in ``skip`` (a test's way to see moto without one)."""
     global _APPLIED
     if _APPLIED:
         return
@@ -69,13 +92,12 @@ def apply() -> None:
             f"{MOTO_VERSION} (trigger_relay_local/stack/moto_patches.py): install that one "
             "(`make venv`), or upgrade moto and the patches together"
         )
-    _serialise_dynamodb()
-    _uncopied_put_transactions()
-    _fast_sqs_receive()
-    _linear_sqs_drain()
-    _uncounted_sqs_send()
-    _strict_sqs_limits()
-    _event_pattern_test()
+    unknown = set(skip) - PATCHES.keys()
+    if unknown:
+        raise ValueError(f"no such patch: {sorted(unknown)}")
+    for name, patch in PATCHES.items():
+        if name not in skip:
+            patch()
     _APPLIED = True
 
 
@@ -347,3 +369,14 @@ def _strict_sqs_limits() -> None:
 
     models.SQSBackend.send_message = send_message  # type: ignore[method-assign]
     models.SQSBackend.send_message_batch = send_message_batch  # type: ignore[method-assign]
+
+
+PATCHES: dict[str, Callable[[], None]] = {
+    "serialise_dynamodb": _serialise_dynamodb,
+    "uncopied_put_transactions": _uncopied_put_transactions,
+    "fast_sqs_receive": _fast_sqs_receive,
+    "linear_sqs_drain": _linear_sqs_drain,
+    "uncounted_sqs_send": _uncounted_sqs_send,
+    "strict_sqs_limits": _strict_sqs_limits,
+    "event_pattern_test": _event_pattern_test,
+}
