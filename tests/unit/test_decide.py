@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
-from tests.helpers.relay import ACCOUNTS, LAUNCH, route
+from tests.helpers.relay import ACCOUNTS, LAUNCH, relay, route
 from trigger_relay.pipeline.decide import decide
+from trigger_relay.pipeline.relay import Status
 from trigger_relay.pipeline.routes import parse_routes
 from trigger_relay_cli.explain import explain
 from trigger_relay_cli.operations import expected
@@ -66,3 +67,34 @@ def test_explain_rejects_a_body_as_the_function_does() -> None:
     document = {"Records": [{"messageId": "m-9", "body": "[1, 2]"}]}
     lines = explain(document, ROUTES, source_prefix="")
     assert lines[0] == "record m-9: REJECTED - body is a JSON list, not an object"
+
+
+def test_a_body_json_cannot_hold_is_rejected_not_a_crash() -> None:
+    """An integer of more than 4300 digits: json.loads raises a plain ValueError."""
+    huge = '{"type": "user.signed_up", "n": ' + "9" * 5000 + "}"
+    decision = decide(ROUTES, "m-4", huge, {})
+    assert decision.event is None
+    assert decision.rejected == ["body is not JSON the relay can read: ValueError"]
+    lines = explain({"Records": [{"messageId": "m-4", "body": huge}]}, ROUTES, source_prefix="")
+    assert lines[0] == "record m-4: REJECTED - body is not JSON the relay can read: ValueError"
+    assert expected(huge, "m-4", {}, ROUTES) == ("m-4", [])
+
+
+def test_a_record_whose_routing_fails_unexpectedly_keeps_its_event_id() -> None:
+    """floor() of an infinite number raises OverflowError inside jmespath: not a MatchError,
+    so the whole record is rejected, under its own event id (rejected show finds it)."""
+    routes = ACCOUNTS + route(
+        "scored",
+        "altcraft.trigger",
+        "{id: 84}",
+        match='{type: user.signed_up, fields: {"floor(user.score)": 5}}',
+    )
+    with relay(routes) as r:
+        r.send(
+            '{"id": "evt-9", "type": "user.signed_up", "user": {"email": "a@x.co", "score": 1e999}}'
+        )
+        report = r.pipeline().process(r.receive())
+        assert set(report.statuses.values()) == {Status.REJECTED}
+        (row,) = r.stored("rejected/")
+        assert row["event_id"] == "evt-9"
+        assert row["reasons"] == ["could not be routed: OverflowError"]

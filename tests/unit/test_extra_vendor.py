@@ -50,7 +50,7 @@ class AcmeTrigger:
     params_model: type[AcmeParams] = AcmeParams
     recipient_model: type[EmailRecipient] = EmailRecipient
     max_recipients: int = 3
-    quota_api: str = "acme.trigger"
+    quota_api: str = "acme.calls"  # the quota its APIs share, as Zoho's recipients API does
 
     def target(self, params: AcmeParams) -> str:
         return params.campaign
@@ -86,7 +86,7 @@ class AcmeTrigger:
 ACME = Vendor(
     name="acme",
     apis=(AcmeTrigger(),),
-    limits={"acme.trigger": Limit(calls=600, window_seconds=60, lock_seconds=60)},
+    limits={"acme.calls": Limit(calls=600, window_seconds=60, lock_seconds=60)},
 )
 
 ROUTES = """
@@ -140,7 +140,7 @@ def test_a_registered_vendor_is_routed_batched_called_and_counted(acme: Vendor) 
         assert sorted(vendor.fired) == sorted(f"user{n}@example.com" for n in range(7))
         # 7 recipients in calls of at most 3: 3 calls, each counted by the shared quota
         quota = r.aws["dynamodb"].get_item(
-            TableName="quota", Key={"pk": {"S": "acme#acme-main#acme.trigger"}}
+            TableName="quota", Key={"pk": {"S": "acme#acme-main#acme.calls"}}
         )["Item"]
         assert quota["granted"]["N"] == "3"
 
@@ -152,10 +152,20 @@ def test_explain_shows_a_registered_vendors_request_with_its_token_masked(acme: 
     assert f"Bearer {MASK}" in lines and TOKEN not in lines
 
 
-def test_a_name_or_action_taken_by_a_vendor_cannot_be_registered_again() -> None:
+def test_a_name_action_or_limit_taken_by_a_vendor_cannot_be_registered_again() -> None:
     zoho = registry.VENDORS["zoho"]
     with pytest.raises(ValueError, match="already registered"):
         registry.register(zoho)
+    workflow = "zoho_campaigns.workflow_trigger"
+    before = registry.DEFAULT_LIMITS[workflow]
+    poacher = Vendor(
+        name="poacher",
+        apis=(),
+        limits={workflow: Limit(calls=2, window_seconds=3600)},
+    )
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(poacher)
+    assert registry.DEFAULT_LIMITS[workflow] == before and "poacher" not in registry.VENDORS
 
 
 # Generic code: everything but vendors/ (and the simulator, which plays the vendors).
@@ -176,6 +186,10 @@ ON_ONE_VENDOR_BY_DESIGN = {
 }
 
 
+# names, strings, and the text of f-strings (a token of its own from Python 3.12)
+CODE_TOKENS = {tokenize.NAME, tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
+
+
 def _code_tokens(path: Path) -> Iterator[tuple[int, str, str]]:
     """(line, token, the line's text) for every name and string that is code, not a comment
     or a docstring."""
@@ -189,7 +203,7 @@ def _code_tokens(path: Path) -> Iterator[tuple[int, str, str]]:
                 docstrings.update(range(body[0].lineno, (body[0].end_lineno or 0) + 1))
     lines = source.splitlines()
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type in (tokenize.NAME, tokenize.STRING) and token.start[0] not in docstrings:
+        if token.type in CODE_TOKENS and token.start[0] not in docstrings:
             yield token.start[0], token.string, lines[token.start[0] - 1]
 
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from trigger_relay.pipeline.decide import route
 from trigger_relay.pipeline.events import InboundEvent
 from trigger_relay.pipeline.routes import BadRecipient, RoutesError, load_routes, parse_routes
 
@@ -113,8 +114,8 @@ def test_one_event_can_fire_several_routes() -> None:
     )
     document["routes"].append(second)
     routes = parse_routes(yaml.safe_dump(document))
-    fired = routes.matching(event("user.signed_up", {"user": {"email": "a@b.co"}}))
-    assert [r.name for r in fired] == ["signup-welcome-workflow", "signup-journey"]
+    fired = route(routes, event("user.signed_up", {"user": {"email": "a@b.co"}}), "m-1")
+    assert [d.route.name for d in fired.deliveries] == ["signup-welcome-workflow", "signup-journey"]
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,13 @@ def decide(
         event = from_sqs_body(body, record_id, attributes, carried_id)
     except BadEvent as exc:
         return Decision(None, rejected=[str(exc)])
+    return route(routes, event, record_id, only)
+
+
+def route(
+    routes: RoutesFile, event: InboundEvent, record_id: str, only: tuple[str, ...] | None = None
+) -> Decision:
+    """decide() for an event already decoded."""
     verdicts: list[RouteVerdict] = []
     matched: list[str] = []  # in the routes file's order, whether or not the recipient is valid
     errors: dict[str, str] = {}  # route -> why its match could not be evaluated

@@ -87,6 +87,8 @@ def from_sqs_body(
         payload = json.loads(body)
     except json.JSONDecodeError as exc:
         raise BadEvent(f"body is not JSON: {exc.msg} at char {exc.pos}") from exc
+    except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits; nesting too deep
+        raise BadEvent(f"body is not JSON the relay can read: {type(exc).__name__}") from exc
     if not isinstance(payload, dict):
         raise BadEvent(f"body is a JSON {type(payload).__name__}, not an object")
     if is_eventbridge(payload):

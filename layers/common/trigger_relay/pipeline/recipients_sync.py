@@ -37,7 +37,7 @@ STOPS_EVERYTHING = ("quota", "time", "locked")
 FINAL_RETRY_SECONDS = 24 * 3600
 SKIPPED = "skipped"
 # How far past the deadline (into the time the function reserves to complete the upload) a
-# page started before it may run: sync_service reserves 20 s, a page may take 10 of them.
+# page started before it may run: functions/recipients_sync.py reserves 20 s, a page may take 10.
 PAGE_GRACE_SECONDS = 10.0
 
 

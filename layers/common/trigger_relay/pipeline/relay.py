@@ -23,7 +23,8 @@ from enum import StrEnum
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trigger_relay.observability import logger
-from trigger_relay.pipeline.decide import decide
+from trigger_relay.pipeline.decide import route
+from trigger_relay.pipeline.events import BadEvent, from_sqs_body
 from trigger_relay.pipeline.planning import Delivery, PlannedCall, plan_calls
 from trigger_relay.pipeline.queue_messages import Attribute, Handling
 from trigger_relay.pipeline.routes import RoutesFile
@@ -242,17 +243,16 @@ class TriggerPipeline:
         return deliveries
 
     def _record_deliveries(self, record: InboundRecord, state: _Progress) -> list[Delivery]:
-        decision = decide(
-            self._routes,
-            record.record_id,
-            record.body,
-            record.text_attributes(),
-            record.handling.event_id,
-            record.handling.routes,
-        )
-        if decision.event is not None:
-            state.event_id = decision.event.event_id
-            state.routes = decision.handled
+        try:
+            event = from_sqs_body(
+                record.body, record.record_id, record.text_attributes(), record.handling.event_id
+            )
+        except BadEvent as exc:
+            state.rejected.append(str(exc))
+            return []
+        state.event_id = event.event_id  # known even if routing it fails unexpectedly
+        decision = route(self._routes, event, record.record_id, record.handling.routes)
+        state.routes = decision.handled
         state.rejected += decision.rejected
         return decision.deliveries
 

@@ -74,8 +74,9 @@ class Account(BaseModel):
             raise ValueError("base_url must start with http:// or https://")
         return self
 
-    def limit(self, action: str) -> Limit:
-        return self.limits.get(action) or DEFAULT_LIMITS[action]
+    def limit(self, quota_api: str) -> Limit:
+        """The limit of a quota (an API's ``quota_api``: its action, unless it shares one)."""
+        return self.limits.get(quota_api) or DEFAULT_LIMITS[quota_api]
 
 
 class Match(BaseModel):
@@ -284,26 +285,6 @@ class RoutesFile(BaseModel):
                     f"recipients_sync.account {sync.account!r} is not a {RECIPIENTS_VENDOR} account"
                 )
         return self
-
-    def matching(self, event: InboundEvent) -> list[Route]:
-        """The routes the event matches; raises MatchError when a condition cannot be
-        evaluated on it."""
-        matched, errors = self.decide(event)
-        if errors:
-            raise MatchError("; ".join(errors.values()))
-        return matched
-
-    def decide(self, event: InboundEvent) -> tuple[list[Route], dict[str, str]]:
-        """The routes the event matches, and for each route whose condition could not be
-        evaluated on it, why: one route's error leaves the others' decisions standing."""
-        matched, errors = [], {}
-        for route in self.routes:
-            try:
-                if route.match.why_not(event) is None:
-                    matched.append(route)
-            except MatchError as exc:
-                errors[route.name] = f"route {route.name}: {exc}"
-        return matched, errors
 
 
 def _first_line(exc: Exception) -> str:

@@ -135,7 +135,7 @@ class VendorCaller:
         """``repeat_safe``: the vendor deduplicates, or the route accepts a repeat; then a call
         the vendor may have acted on is retried like one it certainly did not."""
         key = quota_key(account_name, account, api)
-        limit = account.limit(api.action)
+        limit = account.limit(api.quota_api)
         base_url = api.base_url(account.data_centre, account.base_url) or ""
         codes = frozenset(account.lock_codes)
         refreshed = False

@@ -8,7 +8,7 @@ the vendor may have done with the request:
 * maybe acted on: a read timeout or a connection reset after the request was written, a
   502 or 504 from a gateway in front of the vendor, a 2xx whose body is empty, HTML or
   unreadable → ``UNCERTAIN``; repeated automatically only where the vendor deduplicates or
-  the route asks for ``at_least_once`` (delivery.py);
+  the route asks for ``at_least_once`` (pipeline/vendor_calls.py);
 * refused as sent: a 3xx redirect (the client does not follow it: the vendor did nothing),
   HTTP 414 (a call of many recipients is split and sent again), the vendor's permanent
   error codes → ``REJECTED``;

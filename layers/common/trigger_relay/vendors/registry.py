@@ -21,7 +21,11 @@ DEFAULT_LIMITS: dict[str, Limit] = {}
 
 def register(vendor: Vendor) -> None:
     """Add a vendor and its APIs. A name or action that is already taken is refused."""
-    taken = ({vendor.name} & VENDORS.keys()) | ({a.action for a in vendor.apis} & APIS.keys())
+    taken = (
+        ({vendor.name} & VENDORS.keys())
+        | ({a.action for a in vendor.apis} & APIS.keys())
+        | (vendor.limits.keys() & DEFAULT_LIMITS.keys())
+    )
     if taken:
         raise ValueError(f"already registered: {sorted(taken)}")
     for api in vendor.apis:
@@ -43,7 +47,13 @@ def unregister(name: str) -> None:
 def _discover() -> None:
     for info in sorted(pkgutil.iter_modules(vendors.__path__), key=lambda i: i.name):
         if info.ispkg:
-            register(importlib.import_module(f"{vendors.__name__}.{info.name}").VENDOR)
+            package = importlib.import_module(f"{vendors.__name__}.{info.name}")
+            found = getattr(package, "VENDOR", None)
+            if not isinstance(found, Vendor):
+                raise ImportError(
+                    f"{package.__name__} is a package in vendors/ without a VENDOR = Vendor(...)"
+                )
+            register(found)
 
 
 _discover()

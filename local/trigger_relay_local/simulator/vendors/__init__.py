@@ -1,0 +1,15 @@
+"""The simulated vendors, one module each, by the routes file's vendor name (the module's name).
+
+Each answers as its vendor's pages document and exports ROUTES (its endpoints), BEARER_APIS
+(the calls that carry an access token), account_secret, invalid_token and locked. A module
+added here is found: nothing else in the simulator names a vendor.
+"""
+
+import importlib
+import pkgutil
+from types import ModuleType
+
+SIMULATED: dict[str, ModuleType] = {
+    info.name: importlib.import_module(f"{__name__}.{info.name}")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name)
+}
