@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trigger_relay_local.stack.local_stack import LocalStack, aws_environment
-from trigger_relay_local.stack.template import ROOT
+if TYPE_CHECKING:  # the local stack's code is imported only when a local stack is the target
+    from trigger_relay_local.stack.local_stack import LocalStack
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: local stacks live in it
 
 LOCAL_STACKS = ROOT / ".local-stack"  # one directory per local stack, each locked while it runs
 WORKDIR = LOCAL_STACKS / "up"  # `trigger-relay local up`, and the commands' default target
@@ -76,6 +78,8 @@ def resolve(stack_name: str | None, workdir: Path = WORKDIR) -> Target:
             "no local stack is running: start one with `trigger-relay local up`, "
             "or name a deployed stack with --stack NAME"
         )
+    from trigger_relay_local.stack.local_stack import LocalStack, aws_environment
+
     local = LocalStack.load(state)
     aws_environment(local.endpoint)  # the local stack takes the fake credentials
     simulator = json.loads(state.read_text()).get("simulator_url")

@@ -27,3 +27,28 @@ def test_a_route_whose_recipient_is_refused_is_waited_for_too() -> None:
 def test_a_deployed_stack_is_followed_with_the_routes_file_its_layer_was_built_from() -> None:
     routes = _routes(None, Target("prod", {}))
     assert routes is not None and routes.routes
+
+
+def test_the_cli_imports_no_local_stack_code_until_a_local_stack_is_the_target() -> None:
+    """Against a deployed stack the CLI needs boto3 and the layer, not moto or the emulator."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = (
+        "import sys\n"
+        "import trigger_relay_cli.__main__, trigger_relay_cli.operations\n"
+        "import trigger_relay_cli.stored, trigger_relay_cli.explain, trigger_relay_cli.status\n"
+        "print(sorted(m for m in sys.modules\n"
+        "             if m.startswith(('moto', 'samtranslator', 'trigger_relay_local'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={"PYTHONPATH": f"{ROOT / 'layers' / 'common'}:{ROOT / 'local'}", "PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
