@@ -58,9 +58,10 @@ test: venv $(CHECKOV) $(AUDIT)
 	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(BIN)/pytest
 
-# The tests a change is checked with while working: no moto server, no simulator, no sam build.
+# The tests a change is checked with while working: no moto server, no simulator, no sam build,
+# and the property tests with 10 examples each instead of 30.
 unit: venv
-	$(BIN)/pytest -q -n 2 -m "not slow and not integration" tests/unit tests/template layers
+	TRIGGER_RELAY_EXAMPLES=10 $(BIN)/pytest -q -n auto -m "not slow and not integration" tests/unit tests/template layers
 
 lint: venv
 	$(BIN)/ruff check .

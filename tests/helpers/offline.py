@@ -4,6 +4,7 @@ in an httpx transport."""
 from __future__ import annotations
 
 import json
+import os
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -13,6 +14,9 @@ from trigger_relay.stores.credentials import Credentials, MintedTokens
 from trigger_relay.stores.quota import QuotaGate
 
 TABLE = "quota"
+# Examples per property test: 30 in `make test` and CI; `make unit`, the quick loop, asks for
+# fewer through TRIGGER_RELAY_EXAMPLES.
+PROPERTY_EXAMPLES = int(os.environ.get("TRIGGER_RELAY_EXAMPLES", "30"))
 SECRET = {"client_id": "1000.C", "client_secret": "s3cret", "refresh_token": "1000.r"}
 
 

@@ -17,6 +17,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.offline import PROPERTY_EXAMPLES
 from tests.helpers.relay import Clock, relay
 from trigger_relay.pipeline.routes import Account
 from trigger_relay.pipeline.vendor_calls import MIN_CALL_SECONDS, Deferred, VendorCaller
@@ -149,7 +150,9 @@ def test_no_call_can_outlive_the_invocation() -> None:
         assert len(network.budgets) == 1
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=PROPERTY_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_every_call_reaches_the_vendor_within_its_slots_lateness_allowance(seed: int) -> None:
     rng = random.Random(seed)

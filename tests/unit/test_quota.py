@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers.offline import (
+    PROPERTY_EXAMPLES,
     TABLE,
     Clock,
 )
@@ -145,7 +146,9 @@ def calls_in_any_window(times: list[float], window: float) -> int:
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=PROPERTY_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     clients=st.integers(min_value=1, max_value=8),
