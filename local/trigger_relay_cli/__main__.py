@@ -44,7 +44,7 @@ def _load_routes(path: Path) -> RoutesFile:
 def _routes(path: Path | None, target: Any = None) -> RoutesFile | None:
     """The routes the target runs: given, the local stack's, or for a deployed stack the
     repository's routes file, which `sam build` packs into its layer."""
-    from trigger_relay_local.stack.local_stack import ROUTES
+    from trigger_relay_cli.repository import ROUTES
 
     if path is not None:
         return _load_routes(path)
@@ -220,8 +220,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "explain":
         from trigger_relay_cli.explain import explain
+        from trigger_relay_cli.repository import ROUTES
         from trigger_relay_cli.target import STATE_FILE
-        from trigger_relay_local.stack.local_stack import ROUTES, LocalStack
+        from trigger_relay_local.stack.local_stack import LocalStack
 
         running = args.workdir / STATE_FILE  # a running local stack's routes, else the repo's
         if args.routes is None and running.exists():
@@ -348,7 +349,7 @@ def _wait_for_signal() -> None:
 def _local_up(args: argparse.Namespace) -> int:
     import tempfile
 
-    from trigger_relay_local.stack.local_stack import ROUTES
+    from trigger_relay_cli.repository import ROUTES
 
     source = (args.routes or ROUTES).resolve()
     seen = RoutesWatcher.mtime(source)  # an edit from now on is reloaded, even during start-up

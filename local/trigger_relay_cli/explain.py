@@ -10,15 +10,14 @@ from trigger_relay.pipeline.events import is_eventbridge
 from trigger_relay.pipeline.planning import Delivery, plan_calls
 from trigger_relay.pipeline.queue_messages import MAX_MESSAGE_BYTES, Attribute
 from trigger_relay.pipeline.routes import RoutesFile
+from trigger_relay_cli.repository import template_default
 
 MASK = "****"
 
 
 def source_prefix_default() -> str:
     """The ingest rule's EventSourcePrefix as template.yaml sets it by default."""
-    from trigger_relay_local.stack.template import load_template
-
-    return str(load_template()["Parameters"]["EventSourcePrefix"]["Default"])
+    return template_default("EventSourcePrefix")
 
 
 # PutEvents: "The total entry size must be less than 256KB", counted as the Time (14 bytes),
@@ -125,7 +124,7 @@ def explain(
     for record_id, body, attributes in records_of(document):
         try:
             payload: Any = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None  # decide() rejects it, with the reason the function stores
         bus = on_bus(document, payload)
         problem = too_large(payload, body, attributes, bus)

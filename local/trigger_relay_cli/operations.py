@@ -122,7 +122,7 @@ def _dropped_by_rule(target: Target, payload: dict[str, Any]) -> str | None:
 def _json(body: str) -> Any:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # the function rejects it; decide() says why
         return None
 
 

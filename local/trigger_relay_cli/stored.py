@@ -141,5 +141,5 @@ def show_lines(records: list[StoredRecord], event_id: str) -> list[str]:
 def _pretty(body: str) -> str:
     try:
         return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the local stack's code is imported only when a local stack is the target
     from trigger_relay_local.stack.local_stack import LocalStack
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: local stacks live in it
+from trigger_relay_cli.repository import ROOT  # the checkout: local stacks live in it
 
 LOCAL_STACKS = ROOT / ".local-stack"  # one directory per local stack, each locked while it runs
 WORKDIR = LOCAL_STACKS / "up"  # `trigger-relay local up`, and the commands' default target

@@ -30,16 +30,21 @@ def test_a_deployed_stack_is_followed_with_the_routes_file_its_layer_was_built_f
 
 
 def test_the_cli_imports_no_local_stack_code_until_a_local_stack_is_the_target() -> None:
-    """Against a deployed stack the CLI needs boto3 and the layer, not moto or the emulator."""
+    """Against a deployed stack, and to explain an event, the CLI needs boto3 and the layer,
+    not moto, the SAM translator or the emulator."""
     import subprocess
     import sys
 
     from tests.conftest import ROOT
 
     probe = (
-        "import sys\n"
-        "import trigger_relay_cli.__main__, trigger_relay_cli.operations\n"
-        "import trigger_relay_cli.stored, trigger_relay_cli.explain, trigger_relay_cli.status\n"
+        "import json, sys\n"
+        "import trigger_relay_cli.__main__ as cli, trigger_relay_cli.operations\n"
+        "import trigger_relay_cli.stored, trigger_relay_cli.status\n"
+        "from trigger_relay_cli.explain import explain\n"
+        "from trigger_relay_cli.target import Target\n"
+        "routes = cli._routes(None, Target('prod', {}))\n"  # send and status on --stack
+        "explain(json.load(open('events/sqs-order.json')), routes)\n"  # default source prefix
         "print(sorted(m for m in sys.modules\n"
         "             if m.startswith(('moto', 'samtranslator', 'trigger_relay_local'))))\n"
     )

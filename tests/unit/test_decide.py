@@ -98,3 +98,9 @@ def test_a_record_whose_routing_fails_unexpectedly_keeps_its_event_id() -> None:
         (row,) = r.stored("rejected/")
         assert row["event_id"] == "evt-9"
         assert row["reasons"] == ["could not be routed: OverflowError"]
+
+
+def test_a_body_nested_too_deep_for_json_is_rejected_by_explain_not_a_crash() -> None:
+    deep = "[" * 100_000 + "]" * 100_000  # 200 kB: within SQS's size, beyond the parser's depth
+    lines = explain({"Records": [{"messageId": "m-5", "body": deep}]}, ROUTES, source_prefix="")
+    assert lines[0] == "record m-5: REJECTED - body is not JSON the relay can read: RecursionError"

@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import yaml
 
+from trigger_relay_cli.repository import ROUTES
 from trigger_relay_local.stack.template import ROOT, check_rules, load_template, package, translate
 
 REGION = "eu-west-1"
@@ -28,7 +29,6 @@ FAKE_CREDENTIALS = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
-ROUTES = ROOT / "layers" / "common" / "routes.yaml"
 
 
 @dataclass
