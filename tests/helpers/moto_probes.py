@@ -120,15 +120,29 @@ def fast_sqs_receive() -> int:
 
 
 def linear_sqs_drain() -> int:
-    """How many messages one ReceiveMessage of 10 looked at, on a queue of 500."""
+    """How many messages were looked at, on a queue of 500, to receive 10, change one's
+    visibility and delete all 10: each receipt handle should lead to its message."""
     from moto.sqs import models
 
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
         url = _queue(sqs, 500)
-        with _counting(models.Message, "visible") as count:
-            sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-        return count[0]
+        with (
+            _counting(models.Message, "visible") as looked,
+            _counting(models.Message, "had_receipt_handle") as compared,
+        ):
+            handles = [
+                m["ReceiptHandle"]
+                for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+            ]
+            sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=handles[0], VisibilityTimeout=60
+            )
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(handles)],
+            )
+        return looked[0] + compared[0]
 
 
 def uncounted_sqs_send() -> int:
