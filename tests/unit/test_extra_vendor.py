@@ -152,6 +152,17 @@ def test_explain_shows_a_registered_vendors_request_with_its_token_masked(acme: 
     assert f"Bearer {MASK}" in lines and TOKEN not in lines
 
 
+def test_an_account_gets_its_own_vendors_data_centre_default_and_no_other(acme: Vendor) -> None:
+    routes = parse_routes(ROUTES)
+    assert routes.accounts["acme-main"].data_centre == ""  # acme has no data centres
+    zoho = parse_routes(
+        "accounts:\n  z: {vendor: zoho, secret: s}\nroutes:\n"
+        "  - {name: r, match: {type: t}, action: zoho_campaigns.workflow_trigger, account: z,\n"
+        "     params: {workflow_key: w, trigger_key: t, list_key: l}, mapping: {email: e}}\n"
+    )
+    assert zoho.accounts["z"].data_centre == "com"
+
+
 def test_a_name_action_or_limit_taken_by_a_vendor_cannot_be_registered_again() -> None:
     zoho = registry.VENDORS["zoho"]
     with pytest.raises(ValueError, match="already registered"):
@@ -178,8 +189,8 @@ GENERIC = [
     "local/trigger_relay_local/stack",
     "local/trigger_relay_local/lambda_runtime",
 ]
-# The recipients sync is built on one vendor's API by design (DESIGN.md: Zoho Campaigns' "get
-# campaign recipients data" is the sync's source); routes.py imports that API's action names.
+# The recipients sync is built on one vendor's API by design (Zoho Campaigns' "get campaign
+# recipients data" is its source, docs/architecture.md); routes.py imports that API's actions.
 ON_ONE_VENDOR_BY_DESIGN = {
     "layers/common/trigger_relay/pipeline/recipients_sync.py",
     "layers/common/trigger_relay/pipeline/routes.py:vendors.zoho.recipients",

@@ -57,10 +57,19 @@ class Account(BaseModel):
 
     vendor: str = Field(description="the name of a vendor package in vendors/")
     secret: str = Field(min_length=1, description="Secrets Manager name or ARN")
-    data_centre: str = "com"
+    data_centre: str = Field(default="", description="the vendor's default when not given")
     base_url: str | None = Field(default=None, description="overrides the vendor host")
     lock_codes: list[str] = Field(default_factory=list, description="extra codes meaning locked")
     limits: dict[str, Limit] = Field(default_factory=dict, description="per action overrides")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vendor_default_data_centre(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "data_centre" not in data:
+            vendor = VENDORS.get(str(data.get("vendor")))
+            if vendor is not None and vendor.default_data_centre:
+                return {**data, "data_centre": vendor.default_data_centre}
+        return data
 
     @model_validator(mode="after")
     def _known_vendor(self) -> Account:

@@ -223,9 +223,10 @@ class Credentials:
         try:
             if VENDORS[account.vendor].grant is not None:
                 return self._minted.get(account_name, account, deadline)
-            token = self._secrets(account.secret).get("token")
+            field = VENDORS[account.vendor].token_field
+            token = self._secrets(account.secret).get(field)
             if not isinstance(token, str) or not token:
-                raise CredentialsError(f"secret {account.secret} holds no 'token'")
+                raise CredentialsError(f"secret {account.secret} holds no {field!r}")
             return token
         except Exception as exc:
             raise CredentialsError(_safe_reason(exc, account.secret)) from None

@@ -9,7 +9,7 @@ Each vendor package in ``vendors/`` (``zoho/``, ``altcraft/``) describes itself 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
@@ -101,11 +101,14 @@ class Vendor:
     apis: tuple[TriggerApi, ...]
     # Documented call limits by quota API (an action, or another API that shares the quota)
     limits: Mapping[str, Limit]
-    # None: the secret's ``token`` field is what calls carry
+    # How a call gets its token: minted by this grant from the account's secret (whose shape
+    # the grant's build validates), or, without one, the secret's ``token_field`` as it is
     grant: TokenGrant | None = None
-    # An account's ``data_centre`` must be one of these; None: the vendor has no such notion
+    token_field: str = "token"  # noqa: S105 - the name of a field, not a secret
+    # An account's ``data_centre`` must be one of these, and is this one when not given;
+    # None: the vendor has no such notion
     data_centres: Collection[str] | None = None
-    secret_fields: tuple[str, ...] = field(default=("token",))  # what its secret holds
+    default_data_centre: str = ""
 
     def check_account(self, data_centre: str) -> str | None:
         """Why an account of this vendor is invalid, or None."""

@@ -19,5 +19,5 @@ VENDOR = Vendor(
     },
     grant=REFRESH_GRANT,
     data_centres=tuple(DATA_CENTRES),
-    secret_fields=("client_id", "client_secret", "refresh_token"),
+    default_data_centre="com",  # zoho.com, the US data centre
 )
