@@ -100,7 +100,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 state.limits[api].lock_now()
         vendor = _VENDOR_OF[api]
         if api in vendor.BEARER_APIS and not state.token_valid(
-            self.headers.get("Authorization", "")
+            self.headers.get("Authorization", ""), vendor.TOKEN_SCHEME
         ):
             return vendor.invalid_token(uri, query)
         limit = state.limits.get(api)

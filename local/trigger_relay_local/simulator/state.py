@@ -63,14 +63,8 @@ class SimConfig:
     altcraft_token: str = "local-altcraft-token"  # noqa: S105 - the simulator's own fake
     altcraft_triggers: set[str] = field(default_factory=set)  # trigger campaign ids
     altcraft_links: set[str] = field(default_factory=set)  # the base16 values of v1.0 links
-    # (calls, window seconds, lock seconds) per API, as the vendors document.
-    limits: dict[str, tuple[int, float, float]] = field(
-        default_factory=lambda: {
-            "zoho_campaigns.workflow_trigger": (500, 300, 1800),
-            "zoho_marketing_automation.journey_trigger": (100, 300, 1800),
-            "zoho_campaigns.recipients": (500, 300, 1800),
-        }
-    )
+    # (calls, window seconds, lock seconds) per API: each simulated vendor's documented LIMITS
+    limits: dict[str, tuple[int, float, float]] = field(default_factory=lambda: _documented())
 
     @classmethod
     def demo(cls) -> SimConfig:
@@ -92,23 +86,23 @@ class SimConfig:
         return config
 
 
+def _documented() -> dict[str, tuple[int, float, float]]:
+    from trigger_relay_local.simulator.vendors import SIMULATED  # they import this module
+
+    return {api: limit for module in SIMULATED.values() for api, limit in module.LIMITS.items()}
+
+
 def learn_routes(config: SimConfig, document: dict[str, Any]) -> None:
     """Make the simulated vendors know every key a routes file uses, so any routes file runs
-    locally; keys the config already has keep their settings."""
+    locally; keys the config already has keep their settings. Each vendor's module learns the
+    routes of its own APIs."""
+    from trigger_relay_local.simulator.vendors import SIMULATED
+
     for route in document.get("routes", []):
-        params = route.get("params", {})
         action = route.get("action", "")
-        if action.startswith("zoho_"):
-            flows = config.workflows if "workflow_key" in params else config.journeys
-            key = params.get("workflow_key") or params.get("journey_key")
-            flows.setdefault(key, Flow(params["trigger_key"], params["list_key"]))
-            config.lists.setdefault(
-                params["list_key"], MailingList(f"list {params['list_key'][:6]}")
-            )
-        elif action in ("altcraft.bulk_trigger", "altcraft.trigger"):
-            config.altcraft_triggers.add(str(params.get("trigger_id", params.get("id"))))
-        elif action == "altcraft.trigger_link":
-            config.altcraft_links.add(params["link"].rstrip("/").rsplit("/", 1)[1])
+        for module in SIMULATED.values():
+            if action in {api for _, _, api, _ in module.ROUTES}:
+                module.learn(config, action, route.get("params", {}))
     sync = document.get("recipients_sync") or {}
     for campaign in sync.get("campaigns", []):
         config.campaigns.setdefault(campaign, Campaign({"sentcontacts": 250, "openedcontacts": 80}))
@@ -215,17 +209,17 @@ class SimState:
             self.tokens[token] = now + self.config.token_ttl_seconds
             return token
 
-    def token_valid(self, authorization: str) -> bool:
+    def token_valid(self, authorization: str, wanted_scheme: str) -> bool:
         scheme, _, token = authorization.partition(" ")
         expiry = self.tokens.get(token.strip())
-        return scheme == "Zoho-oauthtoken" and expiry is not None and expiry > time.monotonic()
+        return scheme == wanted_scheme and expiry is not None and expiry > time.monotonic()
 
     def take_fault(self, api: str) -> Faults | None:
         with self.mutex:
             if self.faults.times <= 0:
                 return None
-            # the accounts server has one fault of its own; the vendor APIs have the rest
-            if (api == "zoho.oauth") != (self.faults.mode == "mint_refused"):
+            # the token endpoints have one fault of their own; the vendor APIs have the rest
+            if api.endswith(".oauth") != (self.faults.mode == "mint_refused"):
                 return None
             self.faults.times -= 1
             return Faults(**{**self.faults.__dict__})

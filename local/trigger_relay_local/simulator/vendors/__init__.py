@@ -1,8 +1,10 @@
 """The simulated vendors, one module each, by the routes file's vendor name (the module's name).
 
 Each answers as its vendor's pages document and exports ROUTES (its endpoints), BEARER_APIS
-(the calls that carry an access token), account_secret, invalid_token and locked. A module
-added here is found: nothing else in the simulator names a vendor.
+and TOKEN_SCHEME (the calls that carry an access token, and how), LIMITS (the documented call
+limits), learn (what a route needs the vendor to know), account_secret, invalid_token and
+locked. A module added here is found; the server and the local stack name no vendor.
+state.SimConfig holds what the simulated vendors know (their workflows, triggers, campaigns).
 """
 
 import importlib

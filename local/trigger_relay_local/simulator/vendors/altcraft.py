@@ -165,6 +165,16 @@ ROUTES: list[Route] = [
     ),
 ]
 BEARER_APIS: set[str] = set()  # the API token travels in the body (or the link is the secret)
+TOKEN_SCHEME = ""
+LIMITS: dict[str, tuple[int, float, float]] = {}  # Altcraft's pages document no call limit
+
+
+def learn(config: SimConfig, action: str, params: dict[str, Any]) -> None:
+    """Know the trigger campaign, or the v1.0 link, that a route launches."""
+    if action == "altcraft.trigger_link":
+        config.altcraft_links.add(params["link"].rstrip("/").rsplit("/", 1)[1])
+    else:
+        config.altcraft_triggers.add(str(params.get("trigger_id", params.get("id"))))
 
 
 def locked(uri: str, query: dict[str, str]) -> Answer:

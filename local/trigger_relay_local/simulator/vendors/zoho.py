@@ -11,7 +11,14 @@ import re
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from trigger_relay_local.simulator.state import Answer, Flow, Route, SimConfig, SimState
+from trigger_relay_local.simulator.state import (
+    Answer,
+    Flow,
+    MailingList,
+    Route,
+    SimConfig,
+    SimState,
+)
 
 
 def account_secret(config: SimConfig) -> dict[str, str]:
@@ -253,6 +260,22 @@ ROUTES: list[Route] = [
 ]
 # Calls that carry "Authorization: Zoho-oauthtoken <access token>"
 BEARER_APIS = {api for _, _, api, _ in ROUTES} - {"zoho.oauth"}
+TOKEN_SCHEME = "Zoho-oauthtoken"  # noqa: S105 - the header scheme, not a token
+# (calls, window s, lock s): "API limits" on the trigger pages (500 / 100 calls per 5 minutes,
+# then 30 minutes locked) and on the recipients data page
+LIMITS = {
+    "zoho_campaigns.workflow_trigger": (500, 300.0, 1800.0),
+    "zoho_marketing_automation.journey_trigger": (100, 300.0, 1800.0),
+    "zoho_campaigns.recipients": (500, 300.0, 1800.0),
+}
+
+
+def learn(config: SimConfig, action: str, params: dict[str, Any]) -> None:
+    """Know the workflow or journey, and its list, that a route triggers."""
+    flows = config.workflows if "workflow_key" in params else config.journeys
+    key = params.get("workflow_key") or params.get("journey_key")
+    flows.setdefault(key, Flow(params["trigger_key"], params["list_key"]))
+    config.lists.setdefault(params["list_key"], MailingList(f"list {params['list_key'][:6]}"))
 
 
 def invalid_token(uri: str, query: dict[str, str]) -> Answer:
