@@ -10,12 +10,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trigger_relay.pipeline.routes import RoutesError, RoutesFile, parse_routes
 from trigger_relay_cli.failures import Exit, UserError, describe, outcome_code
 from trigger_relay_cli.progress import following
-from trigger_relay_cli.target import WORKDIR, NoStack, resolve
+from trigger_relay_cli.target import WORKDIR, NoStack, Target, resolve
+
+if TYPE_CHECKING:
+    from trigger_relay_local.stack.embedded import Embedded
 
 
 def _invalid_routes(exc: RoutesError, path: Path | str = "FILE") -> UserError:
@@ -41,7 +44,7 @@ def _load_routes(path: Path) -> RoutesFile:
     return _read_routes(path)[1]
 
 
-def _routes(path: Path | None, target: Any = None) -> RoutesFile | None:
+def _routes(path: Path | None, target: Target | None = None) -> RoutesFile | None:
     """The routes the target runs: given, the local stack's, or for a deployed stack the
     repository's routes file, which `sam build` packs into its layer."""
     from trigger_relay_cli.repository import ROUTES
@@ -410,7 +413,7 @@ class RoutesWatcher(threading.Thread):
     on their next invocation, as a new deploy's would); an invalid one is reported and the
     previous routes stay."""
 
-    def __init__(self, env: Any, source: Path, seen: int, every: float = 1.0) -> None:
+    def __init__(self, env: Embedded, source: Path, seen: int, every: float = 1.0) -> None:
         super().__init__(daemon=True)
         self._env, self._source, self._every = env, source, every
         self._stopped = threading.Event()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trigger_relay.pipeline.routes import RoutesFile
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 from trigger_relay.stores.quota import Limit
 from trigger_relay.vendors.registry import DEFAULT_LIMITS
 
@@ -40,7 +43,10 @@ def _limit(key: str, routes: RoutesFile | None) -> Limit:
 
 
 def quota_status(
-    dynamodb: Any, table: str, routes: RoutesFile | None = None, now: float | None = None
+    dynamodb: DynamoDBClient,
+    table: str,
+    routes: RoutesFile | None = None,
+    now: float | None = None,
 ) -> list[ApiStatus]:
     now = time.time() if now is None else now
     items: list[dict[str, Any]] = []

@@ -30,7 +30,14 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        MessageAttributeValueTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
 
 MAX_BATCH_ENTRIES = 10
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -63,7 +70,7 @@ class Attribute:
         )
         return len(name.encode()) + len(self.data_type.encode()) + len(value)
 
-    def to_sqs(self) -> dict[str, Any]:
+    def to_sqs(self) -> MessageAttributeValueTypeDef:
         """The shape SendMessage takes."""
         if self.data_type.startswith("Binary"):
             return {"DataType": self.data_type, "BinaryValue": self.binary_value or b""}
@@ -207,13 +214,13 @@ class Outgoing:
         }
         return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")), {}
 
-    def entry(self, entry_id: str) -> tuple[dict[str, Any], int]:
+    def entry(self, entry_id: str) -> tuple[SendMessageBatchRequestEntryTypeDef, int]:
         """The SendMessageBatch entry, and its size as SQS counts it."""
         body, attributes = self.wire()
         size = len(body.encode("utf-8", "surrogatepass")) + sum(
             a.size(n) for n, a in attributes.items()
         )
-        entry: dict[str, Any] = {
+        entry: SendMessageBatchRequestEntryTypeDef = {
             "Id": entry_id,
             "MessageBody": body,
             "DelaySeconds": min(MAX_DELAY_SECONDS, max(0, math.ceil(self.delay_seconds))),
@@ -229,7 +236,7 @@ class QueueWriter:
 
     def __init__(
         self,
-        client: Any,
+        client: SQSClient,
         queue_url: str,
         *,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
@@ -244,7 +251,7 @@ class QueueWriter:
     def send(self, messages: list[Outgoing]) -> dict[int, str]:
         """Send every message; returns {index in messages: reason} for those not sent."""
         failed: dict[int, str] = {}
-        batch: list[tuple[int, dict[str, Any]]] = []
+        batch: list[tuple[int, SendMessageBatchRequestEntryTypeDef]] = []
         batch_bytes = 0
         for index, message in enumerate(messages):
             entry, size = message.entry(str(index))
@@ -260,7 +267,9 @@ class QueueWriter:
             failed.update(self._send_batch(batch))
         return failed
 
-    def _send_batch(self, batch: list[tuple[int, dict[str, Any]]]) -> dict[int, str]:
+    def _send_batch(
+        self, batch: list[tuple[int, SendMessageBatchRequestEntryTypeDef]]
+    ) -> dict[int, str]:
         self.requests += 1
         try:
             answer = self._client.send_message_batch(

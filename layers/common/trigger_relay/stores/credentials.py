@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from aws_lambda_powertools.utilities import parameters
@@ -16,6 +16,9 @@ from pydantic import ValidationError
 from trigger_relay.pipeline.routes import Account
 from trigger_relay.vendors.registry import VENDORS
 from trigger_relay.vendors.vendor import AccessToken, TokenError, TokenGrant
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 SECRET_MAX_AGE_SECONDS = 300
 MIN_MINT_SECONDS = 1.0  # a token is not minted with less time than this before the deadline
@@ -43,7 +46,7 @@ class SharedTokenStore:
     def __init__(
         self,
         table: str,
-        client: Any,
+        client: DynamoDBClient,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 
 class SyncCursors:
-    def __init__(self, table: str, client: Any) -> None:
+    def __init__(self, table: str, client: DynamoDBClient) -> None:
         self._table = table
         self._client = client
 
@@ -93,7 +96,9 @@ class SyncLease:
     KEY = {"pk": {"S": "lease#recipients-sync"}}
     GRACE_SECONDS = 5.0
 
-    def __init__(self, table: str, client: Any, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, table: str, client: DynamoDBClient, clock: Callable[[], float] = time.time
+    ) -> None:
         self._table = table
         self._client = client
         self._clock = clock

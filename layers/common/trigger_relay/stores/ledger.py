@@ -25,9 +25,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 TTL_SECONDS = 24 * 3600
 CONFLICT_SECONDS = 30.0  # when another transaction kept a pair busy: try again after this
@@ -54,7 +58,7 @@ class DeliveryLedger:
     def __init__(
         self,
         table: str,
-        client: Any,
+        client: DynamoDBClient,
         clock: Callable[[], float] = time.time,
         hold_seconds: float = 900.0,
     ) -> None:
@@ -85,7 +89,7 @@ class DeliveryLedger:
         self, keys: list[str], now: int, until: int, claims: Claims, strict: Collection[str]
     ) -> list[str]:
         """One transaction; returns the keys to try again (those it was cancelled for)."""
-        items = [
+        items: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {
                     "TableName": self._table,

@@ -19,7 +19,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 from trigger_relay.pipeline.queue_messages import Attribute, Handling, Outgoing, QueueWriter
 
@@ -62,7 +66,9 @@ class ParkedRecord:
 
 
 class Deferrals:
-    def __init__(self, queue_url: str, client: Any, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, queue_url: str, client: SQSClient, clock: Callable[[], float] = time.time
+    ) -> None:
         self._writer = QueueWriter(client, queue_url)
         self._clock = clock
 
@@ -93,7 +99,7 @@ class RejectedStore:
     def __init__(
         self,
         bucket: str,
-        client: Any,
+        client: S3Client,
         clock: Callable[[], float] = time.time,
         prefix: str = REJECTED_PREFIX,
     ) -> None:

@@ -33,10 +33,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 class Limit(BaseModel):
@@ -117,7 +120,7 @@ class QuotaGate:
     def __init__(
         self,
         table: str,
-        client: Any,
+        client: DynamoDBClient,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._table = table

@@ -10,13 +10,19 @@ import gzip
 import io
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 PART_BYTES = 5 * 1024 * 1024
 
 
 class GzipJsonLinesUpload:
-    def __init__(self, client: Any, bucket: str, key: str, part_bytes: int = PART_BYTES) -> None:
+    def __init__(
+        self, client: S3Client, bucket: str, key: str, part_bytes: int = PART_BYTES
+    ) -> None:
         self._client = client
         self._bucket = bucket
         self.key = key
@@ -24,7 +30,7 @@ class GzipJsonLinesUpload:
         self._buffer = io.BytesIO()
         self._gzip = gzip.GzipFile(fileobj=self._buffer, mode="wb", mtime=0)
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._parts: list[CompletedPartTypeDef] = []
         self.rows = 0
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
