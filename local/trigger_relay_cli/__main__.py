@@ -225,10 +225,11 @@ def _run(args: argparse.Namespace) -> int:
         from trigger_relay_cli.explain import explain
         from trigger_relay_cli.repository import ROUTES
         from trigger_relay_cli.target import STATE_FILE
-        from trigger_relay_local.stack.local_stack import LocalStack
 
         running = args.workdir / STATE_FILE  # a running local stack's routes, else the repo's
         if args.routes is None and running.exists():
+            from trigger_relay_local.stack.local_stack import LocalStack
+
             routes = _load_routes(LocalStack.load(running).routes_file)
         else:
             routes = _routes(args.routes) or _load_routes(ROUTES)

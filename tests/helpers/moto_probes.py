@@ -135,9 +135,10 @@ def linear_sqs_drain() -> int:
                 m["ReceiptHandle"]
                 for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
             ]
-            sqs.change_message_visibility(
-                QueueUrl=url, ReceiptHandle=handles[0], VisibilityTimeout=60
-            )
+            for handle in handles:  # each lookup by handle, not by scanning the queue
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=60
+                )
             sqs.delete_message_batch(
                 QueueUrl=url,
                 Entries=[{"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(handles)],

@@ -15,6 +15,7 @@ import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tests.helpers.relay import relay
 from trigger_relay.pipeline.relay import Status
-from trigger_relay.pipeline.routes import RoutesError, parse_routes
+from trigger_relay.pipeline.routes import Account, RoutesError, parse_routes
 from trigger_relay.stores.quota import Limit
 from trigger_relay.vendors import registry
 from trigger_relay.vendors.outcomes import CallResult, Outcome, http_failure
@@ -161,6 +162,8 @@ def test_an_account_gets_its_own_vendors_data_centre_default_and_no_other(acme: 
         "     params: {workflow_key: w, trigger_key: t, list_key: l}, mapping: {email: e}}\n"
     )
     assert zoho.accounts["z"].data_centre == "com"
+    built = Account.model_validate(MappingProxyType({"vendor": "zoho", "secret": "s"}))
+    assert built.data_centre == "com"  # from any mapping, not only a dict
 
 
 def test_a_name_action_or_limit_taken_by_a_vendor_cannot_be_registered_again() -> None:

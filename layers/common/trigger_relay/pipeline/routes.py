@@ -19,7 +19,7 @@ or from ``trigger-relay-local validate``, never at the first event that needs it
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -65,7 +65,7 @@ class Account(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _vendor_default_data_centre(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "data_centre" not in data:
+        if isinstance(data, Mapping) and "data_centre" not in data:
             vendor = VENDORS.get(str(data.get("vendor")))
             if vendor is not None and vendor.default_data_centre:
                 return {**data, "data_centre": vendor.default_data_centre}
