@@ -273,6 +273,7 @@ def redrive_dlq(target: Target, match: Callable[[str], bool], show: bool = True)
         ]["ApproximateNumberOfMessages"]
     )
     moved = seen = 0
+    report = counting("DLQ")
     while True:
         messages = sqs.receive_message(
             QueueUrl=dlq,
@@ -300,7 +301,7 @@ def redrive_dlq(target: Target, match: Callable[[str], bool], show: bool = True)
             if failed:  # they stay in the DLQ; a rerun sends them
                 raise RuntimeError(f"{len(failed)} message(s) not sent: {set(failed.values())}")
         if show:
-            counting("DLQ")(min(seen, total), max(total, seen))
+            report(min(seen, total), max(total, seen))
     return moved
 
 
@@ -325,6 +326,7 @@ def redrive_rejected(
     ledger = DeliveryLedger(target.outputs["LedgerTableName"], target.client("dynamodb"))
     keys = list(rejected_objects(target, prefix))
     moved = 0
+    report = counting(prefix.rstrip("/"))
     for index, key in enumerate(keys, 1):
         rows = _read_rows(target, key)
         chosen = [r for r in rows if _wanted(r, reason, route)]
@@ -349,7 +351,7 @@ def redrive_rejected(
                 s3.delete_object(Bucket=bucket, Key=key)
         moved += len(chosen)
         if show:
-            counting(prefix.rstrip("/"))(index, len(keys))
+            report(index, len(keys))
     return moved
 
 

@@ -20,6 +20,8 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from tests.helpers.offline import create_table
+
 REGION = "eu-west-1"
 
 
@@ -66,12 +68,7 @@ def serialise_dynamodb() -> int:
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName="t",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client, "t", "pk")
         original = DynamoDBBackend.update_item
         inside, most, lock = [0], [0], threading.Lock()
 
@@ -162,12 +159,7 @@ def uncopied_put_transactions() -> int:
     """How many deep copies one TransactWriteItems of two conditional puts made."""
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName="t",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client, "t", "id")
         with _counting(copy, "deepcopy") as count:
             client.transact_write_items(
                 TransactItems=[

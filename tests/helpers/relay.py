@@ -18,6 +18,7 @@ import boto3
 import httpx
 from moto import mock_aws
 
+from tests.helpers.offline import create_table
 from trigger_relay.functions import trigger as service
 from trigger_relay.pipeline.relay import BatchReport, InboundRecord, TriggerPipeline
 from trigger_relay.pipeline.routes import RoutesFile, parse_routes
@@ -222,12 +223,7 @@ def relay(
         try:
             dynamodb = boto3.client("dynamodb", region_name=REGION)
             for table, key in (("quota", "pk"), ("ledger", "id")):
-                dynamodb.create_table(
-                    TableName=table,
-                    AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                    KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                    BillingMode="PAY_PER_REQUEST",
-                )
+                create_table(dynamodb, table, key)
             sqs = boto3.client("sqs", region_name=REGION)
             url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
             s3 = boto3.client("s3", region_name=REGION)

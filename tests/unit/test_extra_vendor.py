@@ -22,6 +22,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+from tests.conftest import ROOT
 from tests.helpers.relay import relay
 from trigger_relay.pipeline.relay import Status
 from trigger_relay.pipeline.routes import Account, RoutesError, parse_routes
@@ -32,7 +33,6 @@ from trigger_relay.vendors.recipients import EmailRecipient
 from trigger_relay.vendors.vendor import Vendor
 from trigger_relay_cli.explain import MASK, explain
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "acme-api-token"
 
 

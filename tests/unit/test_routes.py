@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from trigger_relay.pipeline.decide import route
+from trigger_relay.pipeline.decide import route_event
 from trigger_relay.pipeline.events import InboundEvent
 from trigger_relay.pipeline.routes import BadRecipient, RoutesError, load_routes, parse_routes
 
@@ -114,7 +114,7 @@ def test_one_event_can_fire_several_routes() -> None:
     )
     document["routes"].append(second)
     routes = parse_routes(yaml.safe_dump(document))
-    fired = route(routes, event("user.signed_up", {"user": {"email": "a@b.co"}}), "m-1")
+    fired = route_event(routes, event("user.signed_up", {"user": {"email": "a@b.co"}}), "m-1")
     assert [d.route.name for d in fired.deliveries] == ["signup-welcome-workflow", "signup-journey"]
 
 

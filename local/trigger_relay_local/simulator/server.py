@@ -16,11 +16,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from trigger_relay_local.simulator.state import Answer, Faults, Received, Route, SimConfig, SimState
-from trigger_relay_local.simulator.vendors import SIMULATED
+from trigger_relay_local.simulator.vendors import SIMULATED, VENDOR_OF
 
 # Each simulated vendor's module: its ROUTES, which of them check the bearer token, and its
 # answers for an invalid token, a lock and the fault modes that refuse a request.
-_VENDOR_OF = {api: module for module in SIMULATED.values() for _, _, api, _ in module.ROUTES}
 ROUTES: list[Route] = [route for module in SIMULATED.values() for route in module.ROUTES]
 
 
@@ -98,7 +97,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return fault.status, "text/plain", b"simulated failure"
             if fault.lock and api in state.limits:
                 state.limits[api].lock_now()
-        vendor = _VENDOR_OF[api]
+        vendor = VENDOR_OF[api]
         if api in vendor.BEARER_APIS and not state.token_valid(
             self.headers.get("Authorization", ""), vendor.TOKEN_SCHEME
         ):
@@ -126,14 +125,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._extra_headers = {"Retry-After": str(fault.retry_after)}
             return 429, "text/plain", b"Too Many Requests"
         if fault.mode == "token_refused":
-            vendor = _VENDOR_OF[api]
+            vendor = VENDOR_OF[api]
             if api in vendor.BEARER_APIS:
                 _, _, token = self.headers.get("Authorization", "").partition(" ")
                 with state.mutex:
                     state.tokens.pop(token.strip(), None)  # revoked
             return vendor.invalid_token(uri, query)
         if fault.mode == "mint_refused":
-            return _VENDOR_OF[api].mint_refused()
+            return VENDOR_OF[api].mint_refused()
         return None
 
     def _control(self, method: str, path: str, body: bytes) -> None:

@@ -96,13 +96,12 @@ def learn_routes(config: SimConfig, document: dict[str, Any]) -> None:
     """Make the simulated vendors know every key a routes file uses, so any routes file runs
     locally; keys the config already has keep their settings. Each vendor's module learns the
     routes of its own APIs."""
-    from trigger_relay_local.simulator.vendors import SIMULATED
+    from trigger_relay_local.simulator.vendors import VENDOR_OF
 
     for route in document.get("routes", []):
         action = route.get("action", "")
-        for module in SIMULATED.values():
-            if action in {api for _, _, api, _ in module.ROUTES}:
-                module.learn(config, action, route.get("params", {}))
+        if action in VENDOR_OF:
+            VENDOR_OF[action].learn(config, action, route.get("params", {}))
     sync = document.get("recipients_sync") or {}
     for campaign in sync.get("campaigns", []):
         config.campaigns.setdefault(campaign, Campaign({"sentcontacts": 250, "openedcontacts": 80}))

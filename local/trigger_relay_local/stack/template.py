@@ -15,8 +15,7 @@ from typing import Any
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
-ROOT = Path(__file__).resolve().parents[3]
-TEMPLATE = ROOT / "template.yaml"
+from trigger_relay_cli.repository import ROOT, TEMPLATE
 
 
 class _NoManagedPolicies:

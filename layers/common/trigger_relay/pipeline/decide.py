@@ -56,10 +56,10 @@ def decide(
         event = from_sqs_body(body, record_id, attributes, carried_id)
     except BadEvent as exc:
         return Decision(None, rejected=[str(exc)])
-    return route(routes, event, record_id, only)
+    return route_event(routes, event, record_id, only)
 
 
-def route(
+def route_event(
     routes: RoutesFile, event: InboundEvent, record_id: str, only: tuple[str, ...] | None = None
 ) -> Decision:
     """decide() for an event already decoded."""
@@ -93,11 +93,11 @@ def route(
             errors[name] = f"route {name}: no longer in the routes file or no longer matching"
     rejected = list(errors.values())
     if not matched and not errors:
-        rejected.append(no_route(event))
+        rejected.append(_no_route(event))
     return Decision(event, verdicts, matched + list(errors), rejected + refused)
 
 
-def no_route(event: InboundEvent) -> str:
+def _no_route(event: InboundEvent) -> str:
     where = f"type {event.type!r}"
     if event.source is not None:
         where += f", source {event.source!r}"

@@ -23,7 +23,7 @@ from enum import StrEnum
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trigger_relay.observability import logger
-from trigger_relay.pipeline.decide import route
+from trigger_relay.pipeline.decide import route_event
 from trigger_relay.pipeline.events import BadEvent, from_sqs_body
 from trigger_relay.pipeline.planning import Delivery, PlannedCall, plan_calls
 from trigger_relay.pipeline.queue_messages import Attribute, Handling
@@ -251,7 +251,7 @@ class TriggerPipeline:
             state.rejected.append(str(exc))
             return []
         state.event_id = event.event_id  # known even if routing it fails unexpectedly
-        decision = route(self._routes, event, record.record_id, record.handling.routes)
+        decision = route_event(self._routes, event, record.record_id, record.handling.routes)
         state.routes = decision.handled
         state.rejected += decision.rejected
         return decision.deliveries

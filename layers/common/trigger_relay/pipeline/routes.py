@@ -60,7 +60,10 @@ class Account(BaseModel):
     data_centre: str = Field(default="", description="the vendor's default when not given")
     base_url: str | None = Field(default=None, description="overrides the vendor host")
     lock_codes: list[str] = Field(default_factory=list, description="extra codes meaning locked")
-    limits: dict[str, Limit] = Field(default_factory=dict, description="per action overrides")
+    limits: dict[str, Limit] = Field(
+        default_factory=dict,
+        description="overrides by quota API (an API's action unless it shares a quota)",
+    )
 
     @model_validator(mode="before")
     @classmethod

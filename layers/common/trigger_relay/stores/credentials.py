@@ -168,9 +168,8 @@ class MintedTokens:
             self._sleep(0.2)
 
     def _mint(self, account: Account, deadline: float | None = None) -> AccessToken:
-        request = _grant(account).build(
-            self._secrets(account.secret), account.data_centre, account.base_url
-        )
+        grant = _grant(account)
+        request = grant.build(self._secrets(account.secret), account.data_centre, account.base_url)
         if deadline is not None:
             left = deadline - self._clock()
             if left < MIN_MINT_SECONDS:
@@ -179,7 +178,7 @@ class MintedTokens:
             request.extensions["timeout"] = httpx.Timeout(
                 min(10.0, left / 4), connect=min(3.0, left / 4)
             ).as_dict()
-        return _grant(account).parse(self._http.send(request), self._clock())
+        return grant.parse(self._http.send(request), self._clock())
 
 
 def _grant(account: Account) -> TokenGrant:
@@ -210,7 +209,7 @@ def _safe_reason(exc: Exception, secret: str) -> str:
 
 
 class Credentials:
-    """The token a call carries: minted by the vendor's grant, or the ``token`` of the secret.
+    """The token a call carries: minted by the vendor's grant, or the secret's token field.
 
     Every failure (a missing or malformed secret, a refused token mint, an unreachable token
     endpoint) comes out as CredentialsError, so the caller can defer that account's records

@@ -20,7 +20,7 @@ DEFAULT_LIMITS: dict[str, Limit] = {}
 
 
 def register(vendor: Vendor) -> None:
-    """Add a vendor and its APIs. A name or action that is already taken is refused."""
+    """Add a vendor, its APIs and its limits. A name, action or limit already taken is refused."""
     taken = (
         ({vendor.name} & VENDORS.keys())
         | ({a.action for a in vendor.apis} & APIS.keys())

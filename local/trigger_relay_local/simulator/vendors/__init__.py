@@ -15,3 +15,7 @@ SIMULATED: dict[str, ModuleType] = {
     info.name: importlib.import_module(f"{__name__}.{info.name}")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name)
 }
+# The module that answers each API, by the API's name
+VENDOR_OF: dict[str, ModuleType] = {
+    api: module for module in SIMULATED.values() for _, _, api, _ in module.ROUTES
+}
