@@ -45,6 +45,7 @@ class CannedCaller:
         recipients: list[Any],
         *,
         repeat_safe: bool = True,
+        wait: bool = True,
     ) -> Any:
         request = api.build(recipients, params, token="t", base_url="https://campaigns.zoho.com")
         emails = json.loads(request.url.params["details"])["lead_email"].split(",")

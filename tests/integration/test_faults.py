@@ -30,9 +30,15 @@ API = "zoho_campaigns.workflow_trigger"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     with embedded_stack(tmp_path_factory.mktemp("faults")) as stack:
-        # Records a Lambda dies holding come back after the visibility timeout: 3 s here.
+        # Records a Lambda dies holding come back after the visibility timeout: 8 s here, so
+        # that the kill test is quick. Lambda itself refuses a visibility timeout shorter than
+        # the function's timeout and advises six times it (the template's 360 s;
+        # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html). It must at
+        # least outlast the 5 s batching window: at 3 s a message became visible again while
+        # its own batch was being gathered, was received twice per invocation, and reached the
+        # DLQ after it had been delivered.
         stack.stack.client("sqs").set_queue_attributes(
-            QueueUrl=stack.stack.outputs["IngestQueueUrl"], Attributes={"VisibilityTimeout": "3"}
+            QueueUrl=stack.stack.outputs["IngestQueueUrl"], Attributes={"VisibilityTimeout": "8"}
         )
         yield stack
 

@@ -94,8 +94,8 @@ def caller(
     quota = QuotaGate("quota", SlowDynamoDB(r.aws["dynamodb"], r.clock, latencies), r.clock)
     reserve = quota.reserve
 
-    def recording(key: str, limit: Limit) -> Any:
-        decision = reserve(key, limit)
+    def recording(key: str, limit: Limit, max_wait: float | None = None) -> Any:
+        decision = reserve(key, limit, max_wait)
         if isinstance(decision, Grant):
             grants.append(decision.slot_at)
         return decision

@@ -23,10 +23,10 @@ EXAMPLES = itertools.count()
 def test_idle_api_grants_now_then_spaces_slots(dynamodb) -> None:
     clock = Clock()
     gate = QuotaGate(TABLE, dynamodb, clock)
-    limit = Limit(calls=11, window_seconds=10, safety_margin_seconds=0)
+    limit = Limit(calls=11, window_seconds=10.5, safety_margin_seconds=0)
     first = gate.reserve("k", limit)
     second = gate.reserve("k", limit)
-    assert limit.interval_ms == 1000  # window / (calls - 1)
+    assert limit.interval_ms == 1000  # window / (calls - 1/2)
     assert first == Grant(clock.now)
     assert isinstance(second, Grant) and round(second.slot_at - clock.now, 3) == 1.0
 
@@ -45,7 +45,7 @@ def test_a_busy_schedule_that_went_idle_grants_again_at_once(dynamodb) -> None:
 def test_schedule_full_beyond_max_wait_is_a_denial_with_a_time(dynamodb) -> None:
     clock = Clock()
     gate = QuotaGate(TABLE, dynamodb, clock)
-    limit = Limit(calls=11, window_seconds=10, safety_margin_seconds=0, max_wait_seconds=2.5)
+    limit = Limit(calls=11, window_seconds=10.5, safety_margin_seconds=0, max_wait_seconds=2.5)
     grants = [gate.reserve("k", limit) for _ in range(3)]  # now, +1, +2
     assert all(isinstance(g, Grant) for g in grants)
     denial = gate.reserve("k", limit)
@@ -132,6 +132,8 @@ def test_limit_config_checks() -> None:
     with pytest.raises(ValueError, match="shorter than window"):
         Limit(calls=10, window_seconds=5, safety_margin_seconds=5)
     assert Limit(calls=500, window_seconds=300).utilisation() > 0.99
+    # the real limits with the default margin: >= 98% of what the vendor documents
+    assert Limit(calls=100, window_seconds=300).utilisation() >= 0.988
     assert Limit(calls=50, window_seconds=5, safety_margin_seconds=0.1).utilisation() >= 0.95
 
 

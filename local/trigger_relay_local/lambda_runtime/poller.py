@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,6 +31,10 @@ class PollerStats:
     failed: int = 0
     errors: int = 0
     max_batch: int = 0
+    # Lambda bills each invocation's duration, rounded up to the millisecond, times the memory
+    # configured (GB-seconds): https://aws.amazon.com/lambda/pricing/
+    billed_ms: int = 0
+    billed_mb_ms: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -98,6 +103,7 @@ class SqsPoller:
         self.stats.invocations += 1
         self.stats.records += len(messages)
         self.stats.max_batch = max(self.stats.max_batch, len(messages))
+        started = time.perf_counter()
         try:
             response = self._handler(event, context) or {}
             failed_ids = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
@@ -109,6 +115,9 @@ class SqsPoller:
             )
             self.stats.errors += 1
             failed_ids = {m["MessageId"] for m in messages}
+        billed = math.ceil((time.perf_counter() - started) * 1000)
+        self.stats.billed_ms += billed
+        self.stats.billed_mb_ms += billed * self._memory
         done = [m for m in messages if m["MessageId"] not in failed_ids]
         failed = [m for m in messages if m["MessageId"] in failed_ids]
         for start in range(0, len(done), 10):

@@ -142,6 +142,7 @@ def _publish(
     calls = pipeline.caller.calls
     add(name="VendorCalls", unit=MetricUnit.Count, value=len(calls))
     add(name="EventsDeferredTooLong", unit=MetricUnit.Count, value=report.deferred_too_long)
+    add(name="EventsHeld", unit=MetricUnit.Count, value=report.held)
     add(name="VendorLocks", unit=MetricUnit.Count, value=pipeline.caller.locks)
     add(name="QuotaRequests", unit=MetricUnit.Count, value=quota_requests)
     add(name="LedgerRequests", unit=MetricUnit.Count, value=pipeline.ledger.requests)

@@ -29,6 +29,9 @@ class PlannedCall:
     account: str
     route: Route  # any route of the group: they share account, action and target
     deliveries: dict[str, list[Delivery]] = field(default_factory=dict)
+    # As many recipients as one call can carry (the API's count, or its body cap cut it):
+    # waiting would not make it fuller.
+    full: bool = False
 
     @property
     def recipients(self) -> list[Any]:
@@ -42,8 +45,8 @@ class PlannedCall:
             return []
         half = len(items) // 2
         return [
-            PlannedCall(self.account, self.route, dict(items[:half])),
-            PlannedCall(self.account, self.route, dict(items[half:])),
+            PlannedCall(self.account, self.route, dict(items[:half]), full=True),
+            PlannedCall(self.account, self.route, dict(items[half:]), full=True),
         ]
 
 
@@ -84,6 +87,9 @@ def plan_calls(
                 else:
                     carried.append(recipient)
             chunks = route.api.chunk(carried, route.typed_params) if carried else []
-        for chunk in chunks:
-            calls.append(PlannedCall(group[0], route, {r.key: by_key[r.key] for r in chunk}))
+        for index, chunk in enumerate(chunks, 1):
+            full = index < len(chunks) or len(chunk) >= route.api.max_recipients
+            calls.append(
+                PlannedCall(group[0], route, {r.key: by_key[r.key] for r in chunk}, full=full)
+            )
     return calls

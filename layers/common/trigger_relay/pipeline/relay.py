@@ -5,7 +5,10 @@
    record's failure, or one route's, decides that record or route alone;
 3. claim the (event, route) pairs in the delivery ledger: pairs settled in the last 24 hours
    are not called again, pairs another invocation holds are deferred;
-4. plan as few calls as the vendors allow, and make them through the shared quota;
+4. plan as few calls as the vendors allow, and make them through the shared quota. A call with
+   room for more recipients goes out only if a slot is free now; otherwise its records are held
+   back (deferred together until the next slot, at most their route's ``max_hold_seconds``
+   after they first arrived), so that the calls the quota does allow go out full;
 5. settle each record: delivered | deferred (re-enqueued with a delay, as the same event) |
    rejected (stored with reasons) | uncertain (the vendor may have acted on it and does not
    deduplicate: stored for an operator, never repeated automatically) | retry (reported to SQS
@@ -35,6 +38,10 @@ from trigger_relay.vendors.outcomes import CallResult, Outcome
 
 # A partly settled record that must be retried comes back after this long, as a copy.
 RETRY_DELAY_SECONDS = 30.0
+# A held record comes back no sooner than this share of its route's hold time after each hold,
+# so it is held at most about this many times (each counts towards the DeferralLimit).
+HOLD_STEPS = 6
+HELD = "held for a fuller call: no free quota slot now"
 
 
 class Status(StrEnum):
@@ -121,6 +128,8 @@ class BatchReport:
     held_back: Counter[str] = field(default_factory=Counter)
     """Records deferred or left for retry, by reason (each reason once per record)."""
     deferred_too_long: int = 0
+    held: int = 0
+    """Records held back for a fuller call (and deferred for nothing else)."""
 
     def count(self) -> Counter[Status]:
         return Counter(self.statuses.values())
@@ -196,7 +205,13 @@ class TriggerPipeline:
         calls = recipients = 0
         while queue:
             call = queue.popleft()
-            result = self._call(call)
+            hold = self._hold(call, progress)
+            result = self._call(call, wait=hold is None)
+            if hold is not None and isinstance(result, Deferred) and result.busy:
+                until, step = hold
+                retry_at = min(until, max(result.retry_at, self._clock() + step))
+                self._settle(call, Deferred(retry_at, HELD), progress, claims)
+                continue
             calls += 1
             recipients += len(call.recipients)
             if isinstance(result, CallResult) and result.vendor_code == "414":
@@ -222,6 +237,10 @@ class TriggerPipeline:
             deferred_too_long=sum(
                 any(r.startswith("deferred too long") for r in p.rejected)
                 for p in progress.values()
+            ),
+            held=sum(
+                statuses[rid] is Status.DEFERRED and all(r.endswith(HELD) for r in p.deferred)
+                for rid, p in progress.items()
             ),
         )
 
@@ -268,7 +287,26 @@ class TriggerPipeline:
                 )
             return Claims()
 
-    def _call(self, call: PlannedCall) -> CallResult | Deferred:
+    def _hold(
+        self, call: PlannedCall, progress: dict[str, _Progress]
+    ) -> tuple[float, float] | None:
+        """(until when, the shortest hold) if the call may be held for more recipients: it has
+        room for more, and none of its records has been held as long as its route allows.
+        A record's age counts from when it first reached the relay (SQS's SentTimestamp)."""
+        if call.full:
+            return None
+        now = self._clock()
+        until, step = now + 900.0, 900.0
+        for group in call.deliveries.values():
+            for delivery in group:
+                first_seen = progress[delivery.record_id].record.handling.first_seen
+                hold = delivery.route.max_hold_seconds
+                until = min(until, min(now, first_seen or now) + hold)
+                step = min(step, hold / HOLD_STEPS)
+        # a hold shorter than half a step would only add a deferral
+        return (until, step) if until > now and until - now >= step / 2 else None
+
+    def _call(self, call: PlannedCall, *, wait: bool = True) -> CallResult | Deferred:
         account = self._routes.accounts[call.account]
         keys = list(call.deliveries)
         try:
@@ -279,6 +317,7 @@ class TriggerPipeline:
                 call.route.typed_params,
                 call.recipients,
                 repeat_safe=call.route.repeat_safe,
+                wait=wait,
             )
         except (BotoCoreError, ClientError) as exc:  # quota table throttled or unreachable
             logger.warning("call not made", extra={"api": call.route.action, "error": str(exc)})

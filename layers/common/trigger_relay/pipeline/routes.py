@@ -182,6 +182,13 @@ class Route(BaseModel):
         "acted on (a timeout after sending) is repeated automatically (at_least_once) or "
         "stored as uncertain for an operator to redrive (at_most_once)",
     )
+    max_hold_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=900,
+        description="while the vendor's quota has no free slot, how long a record may be held "
+        "back so that it goes out in a fuller call; 0 sends every call as soon as a slot comes",
+    )
 
     @model_validator(mode="after")
     def _check_action(self) -> Route:

@@ -66,6 +66,7 @@ class Deferred:
 
     retry_at: float
     reason: str
+    busy: bool = False  # only because the schedule is full (no lock, no failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +132,14 @@ class VendorCaller:
         recipients: list[Any],
         *,
         repeat_safe: bool = True,
+        wait: bool = True,
     ) -> CallResult | Deferred:
         """``repeat_safe``: the vendor deduplicates, or the route accepts a repeat; then a call
-        the vendor may have acted on is retried like one it certainly did not."""
+        the vendor may have acted on is retried like one it certainly did not.
+
+        ``wait``: take a slot up to the limit's ``max_wait_seconds`` ahead and wait for it;
+        without, only a slot free now for the first request (the call is deferred, ``busy``,
+        when there is none)."""
         key = quota_key(account_name, account, api)
         limit = account.limit(api.quota_api)
         base_url = api.base_url(account.data_centre, account.base_url) or ""
@@ -146,10 +152,12 @@ class VendorCaller:
             token = self._token(account_name, account)
             if isinstance(token, Deferred):
                 return token
-            decision = self.quota.reserve(key, limit)
+            # once a request went out, its repeat waits for a slot like any call
+            decision = self.quota.reserve(key, limit, None if wait or attempt else 0.0)
             if isinstance(decision, Denial):
-                reason = "vendor lock recorded" if decision.locked else "quota: no free slot"
-                return Deferred(decision.retry_at, reason)
+                if decision.locked:
+                    return Deferred(decision.retry_at, "vendor lock recorded")
+                return Deferred(decision.retry_at, "quota: no free slot", busy=True)
             if decision.slot_at + MIN_CALL_SECONDS > self._deadline:
                 return Deferred(decision.slot_at, "quota: slot after this invocation's deadline")
             self._sleep(max(0.0, decision.slot_at - self._clock()))

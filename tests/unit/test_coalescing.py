@@ -1,0 +1,208 @@
+"""Quota-aware coalescing: a call with room for more recipients goes out at once when a slot is
+free, and is held back (deferred as the same events) while the quota is busy, for at most its
+route's max_hold_seconds. Counted at the vendor: nothing lost, nothing launched twice."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.helpers.relay import ACCOUNTS, FakeAltcraft, Relay, relay, route
+from trigger_relay.pipeline.events import from_sqs_body
+from trigger_relay.pipeline.relay import HELD, Status
+from trigger_relay.pipeline.vendor_calls import quota_key
+from trigger_relay.stores.parking import Deferrals, ParkedRecord
+
+BULK = "altcraft.bulk_trigger"
+
+
+def bulk_routes(extra: str = "", params: str = "{trigger_id: 7}") -> str:
+    return ACCOUNTS + route("welcome-bulk", BULK, params, extra=extra)
+
+
+def signup(n: int) -> dict[str, object]:
+    return {"type": "user.signed_up", "id": f"evt-{n}", "user": {"email": f"user{n}@example.com"}}
+
+
+def take_the_next_slot(r: Relay) -> None:
+    """Another Lambda's call: the schedule's next slot is now taken."""
+    account = r.routes.accounts["ac"]
+    api = r.routes.routes[0].api
+    gate = r.pipeline().caller.quota
+    assert gate.reserve(quota_key("ac", account, api), account.limit(api.quota_api))
+
+
+def drain(r: Relay) -> Counter[Status]:
+    """One invocation with everything on the queue."""
+    records = []
+    while batch := r.receive():
+        records += batch
+    report = r.pipeline().process(records)
+    r.acknowledge(report)
+    return report.count()
+
+
+def launched(vendor: FakeAltcraft) -> Counter[str]:
+    return Counter(email for _, email in vendor.launched)
+
+
+def test_a_call_with_room_goes_out_at_once_while_a_slot_is_free() -> None:
+    vendor = FakeAltcraft()
+    with relay(bulk_routes(), vendor) as r:
+        for n in range(5):
+            r.send(signup(n))
+        report = r.pipeline().process(r.receive())
+        assert report.count() == {Status.DELIVERED: 5}
+        assert vendor.requests == 1 and len(vendor.launched) == 5
+
+
+def test_while_the_quota_is_busy_small_calls_are_held_and_go_out_together_in_one() -> None:
+    vendor = FakeAltcraft()
+    with relay(bulk_routes(), vendor) as r:
+        for wave in range(3):  # three invocations of 4 records each, the quota busy each time
+            for n in range(4 * wave, 4 * wave + 4):
+                r.send(signup(n))
+            take_the_next_slot(r)
+            records = []  # the held copies come back too (the harness's delays elapse at once)
+            while batch := r.receive():
+                records += batch
+            report = r.pipeline().process(records)
+            r.acknowledge(report)
+            held = 4 * (wave + 1)
+            assert report.count() == {Status.DEFERRED: held} and report.held == held
+            assert all(reason.endswith(HELD) for rs in report.reasons.values() for reason in rs)
+            assert report.calls == 0 and vendor.requests == 0
+        # the held copies keep their identity and age; the quota has room again
+        r.clock.now += 30
+        counts = drain(r)
+        assert counts == {Status.DELIVERED: 12}
+        assert vendor.requests == 1  # one call of 12, not three of 4
+        assert launched(vendor) == Counter(f"user{n}@example.com" for n in range(12))
+        # a redelivery of every original is recognised: nothing is launched twice
+        for n in range(12):
+            r.send(signup(n))
+        assert drain(r) == {Status.DELIVERED: 12}
+        assert len(vendor.launched) == 12
+
+
+def test_a_record_is_never_held_longer_than_its_routes_max_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    retry_at: list[float] = []
+    park = Deferrals.park
+
+    def parking(self: Deferrals, records: list[ParkedRecord]) -> dict[str, str]:
+        retry_at.extend(r.retry_at or 0 for r in records)
+        return park(self, records)
+
+    monkeypatch.setattr(Deferrals, "park", parking)
+    vendor = FakeAltcraft()
+    with relay(bulk_routes("max_hold_seconds: 20"), vendor) as r:
+        r.send(signup(1))
+        for _ in range(10):  # the quota stays busy
+            take_the_next_slot(r)
+            (record,) = r.receive()
+            first_seen = record.handling.first_seen
+            assert first_seen is not None  # SentTimestamp, kept by every copy
+            age = r.clock.now - first_seen
+            report = r.pipeline().process([record])
+            r.acknowledge(report)
+            if age > 20 - 20 / 6 / 2:  # a last hold shorter than half a step is not worth it
+                assert report.count() == {Status.DELIVERED: 1}
+                break
+            assert report.held == 1
+            # back no later than the hold's end, and no sooner than a sixth of it
+            assert r.clock.now + 20 / 6 - 0.01 <= retry_at[-1] <= first_seen + 20
+            r.clock.now += 5
+        assert len(vendor.launched) == 1 and len(retry_at) == 4
+
+
+def test_a_route_with_no_hold_waits_for_its_slot_as_before() -> None:
+    vendor = FakeAltcraft()
+    with relay(bulk_routes("max_hold_seconds: 0"), vendor) as r:
+        r.send(signup(1))
+        take_the_next_slot(r)
+        report = r.pipeline().process(r.receive())
+        assert report.count() == {Status.DELIVERED: 1} and report.held == 0
+
+
+def test_full_calls_are_not_held_only_the_partial_rest() -> None:
+    """Long addresses and Altcraft's smallest body cap: a few recipients fill a call."""
+    vendor = FakeAltcraft()
+    domain = ".".join(["d" * 60] * 3) + ".example"
+    with relay(bulk_routes(params="{trigger_id: 7, max_body_bytes: 1024}"), vendor) as r:
+        for n in range(7):
+            r.send({"type": "user.signed_up", "user": {"email": f"user{n}@{domain}"}})
+        records = r.receive()
+        only = r.routes.routes[0]
+        events = [from_sqs_body(rec.body, rec.record_id, {}) for rec in records]
+        sizes = [
+            len(c) for c in only.api.chunk([only.recipient(e) for e in events], only.typed_params)
+        ]
+        assert len(sizes) >= 3 and sizes[-1] < sizes[0]
+        take_the_next_slot(r)
+        report = r.pipeline().process(records)
+        # every full call waited for its slot; only the partial rest was held
+        assert report.count() == {Status.DELIVERED: sum(sizes[:-1]), Status.DEFERRED: sizes[-1]}
+        assert report.held == sizes[-1] and vendor.requests == len(sizes) - 1
+
+
+def test_a_locked_api_defers_as_a_lock_not_as_a_hold() -> None:
+    vendor = FakeAltcraft()
+    with relay(bulk_routes(), vendor) as r:
+        account = r.routes.accounts["ac"]
+        api = r.routes.routes[0].api
+        r.pipeline().caller.quota.record_lock(quota_key("ac", account, api), 60)
+        r.send(signup(1))
+        report = r.pipeline().process(r.receive())
+        assert report.count() == {Status.DEFERRED: 1} and report.held == 0
+        assert "lock" in next(iter(report.reasons.values()))[0]
+
+
+def test_a_held_copy_and_a_redelivered_original_together_launch_once() -> None:
+    """SQS delivers the original again (at least once) after its held copy was enqueued."""
+    vendor = FakeAltcraft()
+    with relay(bulk_routes(), vendor) as r:
+        r.send(signup(1))
+        take_the_next_slot(r)
+        (original,) = r.receive()
+        held = r.pipeline().process([original])
+        assert held.held == 1  # the original is not acknowledged: SQS will deliver it again
+        (copy,) = r.receive()
+        r.clock.now += 30
+        report = r.pipeline().process([original, copy])
+        assert report.count() == {Status.DELIVERED: 2}
+        assert vendor.launched == [("7", "user1@example.com")]
+
+
+def test_a_hold_that_cannot_be_enqueued_comes_back_through_sqs_unsent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refused(self: Deferrals, records: list[ParkedRecord]) -> dict[str, str]:
+        return {r.record_id: "AWS.SimpleQueueService.Throttled" for r in records}
+
+    vendor = FakeAltcraft()
+    with relay(bulk_routes(), vendor) as r:
+        r.send(signup(1))
+        take_the_next_slot(r)
+        records = r.receive()
+        with monkeypatch.context() as patch:
+            patch.setattr(Deferrals, "park", refused)
+            report = r.pipeline().process(records)
+        assert report.count() == {Status.RETRY: 1} and vendor.requests == 0
+        assert report.partial_batch_response()["batchItemFailures"]
+        r.clock.now += 30  # SQS redelivers it; the quota has room again
+        again = r.pipeline().process(records)
+        assert again.count() == {Status.DELIVERED: 1} and len(vendor.launched) == 1
+
+
+def test_a_call_that_went_out_is_repeated_at_its_next_slot_not_held() -> None:
+    """Only the first request asks for a free slot: a transient failure's repeat waits."""
+    vendor = FakeAltcraft(faults=[httpx.Response(503, text="Service Unavailable")])
+    with relay(bulk_routes(), vendor) as r:
+        r.send(signup(1))
+        report = r.pipeline().process(r.receive())
+        assert vendor.requests == 2
+        assert report.count() == {Status.DELIVERED: 1} and report.held == 0
