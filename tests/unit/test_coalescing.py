@@ -13,7 +13,8 @@ from tests.helpers.relay import ACCOUNTS, FakeAltcraft, Relay, relay, route
 from trigger_relay.pipeline.events import from_sqs_body
 from trigger_relay.pipeline.relay import HELD, Status
 from trigger_relay.pipeline.vendor_calls import quota_key
-from trigger_relay.stores.parking import Deferrals, ParkedRecord
+from trigger_relay.stores.parking import DeferralLimit, Deferrals, ParkedRecord
+from trigger_relay.stores.quota import Grant
 
 BULK = "altcraft.bulk_trigger"
 
@@ -206,3 +207,94 @@ def test_a_call_that_went_out_is_repeated_at_its_next_slot_not_held() -> None:
         report = r.pipeline().process(r.receive())
         assert vendor.requests == 2
         assert report.count() == {Status.DELIVERED: 1} and report.held == 0
+
+
+def queued(r: Relay) -> int:
+    attributes = r.aws["sqs"].get_queue_attributes(
+        QueueUrl=r.queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
+def test_a_held_call_comes_back_as_one_message_to_one_invocation() -> None:
+    """SQS spreads single messages over the concurrent pollers: held one by one, a call of 40
+    came back as several smaller ones."""
+    vendor = FakeAltcraft()
+    with relay(bulk_routes(), vendor) as r:
+        for n in range(40):
+            r.send(signup(n))
+        records = []
+        while batch := r.receive():
+            records += batch
+        take_the_next_slot(r)
+        report = r.pipeline().process(records)
+        r.acknowledge(report)
+        assert report.held == 40 and queued(r) == 1
+        (bundle,) = r.aws["sqs"].receive_message(QueueUrl=r.queue_url).get("Messages", [])
+        r.aws["sqs"].change_message_visibility(
+            QueueUrl=r.queue_url, ReceiptHandle=bundle["ReceiptHandle"], VisibilityTimeout=0
+        )
+        r.clock.now += 30
+        back = r.receive()
+        assert len(back) == 40 and {rec.message_id for rec in back} == {bundle["MessageId"]}
+        report = r.pipeline().process(back)
+        r.acknowledge(report)
+        assert report.count() == {Status.DELIVERED: 40} and vendor.requests == 1
+        assert queued(r) == 0
+
+
+def test_a_bundle_member_left_to_retry_comes_back_alone_and_the_bundle_is_acknowledged() -> None:
+    vendor = FakeAltcraft()
+    with relay(
+        bulk_routes() + route("welcome-launch", "altcraft.trigger", "{id: 84}"), vendor
+    ) as r:
+        for n in range(3):
+            r.send(signup(n))
+        records = []
+        while batch := r.receive():
+            records += batch
+        take_the_next_slot(r)
+        first = r.pipeline().process(records)  # launch v1.1 delivered; the bulk call held
+        r.acknowledge(first)
+        assert first.held == 3 and first.count() == {Status.DEFERRED: 3}
+        r.clock.now += 30
+        bundle = r.receive()
+        assert len(bundle) == 3 and len({rec.message_id for rec in bundle}) == 1
+        vendor.faults = ["connect_refused", "connect_refused"]  # both attempts of the bulk call
+        report = r.pipeline().process(bundle)
+        assert report.count() == {Status.DEFERRED: 3}  # retried as copies, not through SQS
+        assert report.partial_batch_response() == {"batchItemFailures": []}
+        r.acknowledge(report)
+        r.clock.now += 60
+        assert drain(r) == {Status.DELIVERED: 3}
+        assert sorted(launched(vendor).values()) == [2, 2, 2]  # each once per route
+
+
+def test_waiting_for_slots_is_bounded_by_age_not_by_the_number_of_deferrals() -> None:
+    """A backlog of hours sends a record round many times: only MaxDeferralAgeSeconds ends
+    that, while a lock's deferrals still count."""
+    vendor = FakeAltcraft()
+    with relay(bulk_routes("max_hold_seconds: 0"), vendor) as r:
+        r.deferral_limit = DeferralLimit(max_deferrals=2, max_age_seconds=3600)
+        r.send(signup(1))
+        account = r.routes.accounts["ac"]
+        api = r.routes.routes[0].api
+        limit = account.limit(api.quota_api)
+        gate = r.pipeline().caller.quota
+        for _ in range(5):  # the schedule stays full beyond max_wait
+            while isinstance(gate.reserve(quota_key("ac", account, api), limit), Grant):
+                pass
+            (record,) = r.receive()
+            report = r.pipeline().process([record])
+            r.acknowledge(report)
+            assert report.count() == {Status.DEFERRED: 1}
+        assert record.handling.deferrals == 0
+        r.clock.now += 3 * 3600  # an hour past the age limit, still no slot
+        while isinstance(gate.reserve(quota_key("ac", account, api), limit), Grant):
+            pass
+        (record,) = r.receive()
+        report = r.pipeline().process([record])
+        assert report.count() == {Status.REJECTED: 1}
+        assert "deferred too long" in next(iter(report.reasons.values()))[-1]
+        assert vendor.requests == 0

@@ -177,3 +177,64 @@ def test_records_parse_every_attribute_type_from_a_lambda_event() -> None:
     assert record.attributes["b"].binary_value == b"\x00\x01"
     assert record.text_attributes() == {"n": "42", "s": "v"}
     assert record.handling.first_seen == 1_700_000_000.0
+
+
+def test_records_deferred_together_travel_as_bundles_within_sqs_limits(sqs) -> None:
+    """Every member comes back whole (body, every attribute type, Handling); bundles stay
+    under SQS's 1 MiB, measured as SQS measures, and a message alone is not bundled."""
+    url = _url(sqs)
+    attributes = {"n": Attribute("Number", "7"), "b": Attribute("Binary", binary_value=b"\x00\xff")}
+    members = [
+        Outgoing(
+            json.dumps({"i": i, "pad": "é" * 3000}, ensure_ascii=False),
+            attributes,
+            Handling(f"evt-{i}", 1, 1_700_000_000.0 + i, ("r1",)),
+        )
+        for i in range(600)
+    ]
+    packed = Outgoing.bundles(members)
+    assert len(packed) >= 4  # 600 x ~6 KB does not fit in one message
+    assert [i for _, indexes in packed for i in indexes] == list(range(600))
+    assert QueueWriter(sqs, url).send([message for message, _ in packed]) == {}
+    back = []
+    while messages := sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    ).get("Messages"):
+        for message in messages:
+            back += service.sqs_records(
+                {"Records": [{"messageId": message["MessageId"], "body": message["Body"]}]}
+            )
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    assert sorted(json.loads(r.body)["i"] for r in back) == list(range(600))
+    one = next(r for r in back if json.loads(r.body)["i"] == 3)
+    assert one.attributes == attributes
+    assert one.handling == Handling("evt-3", 1, 1_700_000_003.0, ("r1",))
+    assert one.message_id is not None and one.record_id.startswith(one.message_id)
+    # alone, a message is sent as itself
+    ((single, indexes),) = Outgoing.bundles(members[:1])
+    assert single is members[0] and indexes == [0]
+    # a producer's body that merely looks like a bundle stays the producer's
+    (odd,) = service.sqs_records(
+        {"Records": [{"messageId": "m", "body": '{"trigger_relay_bundle": 1}'}]}
+    )
+    assert odd.body == '{"trigger_relay_bundle": 1}' and odd.message_id is None
+
+
+def test_a_bundle_is_returned_to_sqs_whole_only_when_its_records_cannot_be_requeued() -> None:
+    records = [InboundRecord(f"m1:{n}", "{}", message_id="m1") for n in range(3)]
+    records.append(InboundRecord("m2", "{}"))
+    report = BatchReport(
+        statuses={
+            "m1:0": Status.DELIVERED,
+            "m1:1": Status.RETRY,
+            "m1:2": Status.RETRY,
+            "m2": Status.RETRY,
+        },
+        reasons={},
+        calls=0,
+        recipients=0,
+        message_ids={r.record_id: r.message_id for r in records if r.message_id},
+    )
+    assert report.partial_batch_response() == {
+        "batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]
+    }

@@ -16,7 +16,13 @@ from trigger_relay.functions import clients
 from trigger_relay.functions.settings import TriggerSettings
 from trigger_relay.observability import logger, metrics, scrub
 from trigger_relay.pipeline.events import event_identity
-from trigger_relay.pipeline.queue_messages import Attribute, Outgoing, QueueWriter, unwrap
+from trigger_relay.pipeline.queue_messages import (
+    Attribute,
+    Outgoing,
+    QueueWriter,
+    unbundle,
+    unwrap,
+)
 from trigger_relay.pipeline.relay import BatchReport, InboundRecord, Status, TriggerPipeline
 from trigger_relay.pipeline.vendor_calls import VendorCaller
 from trigger_relay.stores.ledger import DeliveryLedger
@@ -59,6 +65,7 @@ def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> 
         RejectedStore(settings.rejected_bucket, s3, prefix=REJECTED_PREFIX),
         RejectedStore(settings.rejected_bucket, s3, prefix=UNCERTAIN_PREFIX),
         deferral_limit=DeferralLimit(settings.max_deferrals, settings.max_deferral_age_seconds),
+        gathering_seconds=settings.batching_window_seconds,
     )
 
 
@@ -70,9 +77,18 @@ def check_configuration() -> None:
 
 def sqs_records(event: dict[str, Any]) -> list[InboundRecord]:
     """The records of an SQS event: the producer's body and attributes (every data type), and
-    what the relay carried with a re-enqueued copy (its identity, its deferrals)."""
+    what the relay carried with a re-enqueued copy (its identity, its deferrals). A bundle of
+    records deferred together is unpacked into its members."""
     records = []
     for raw in event.get("Records", []):
+        members = unbundle(raw.get("body", ""))
+        if members is not None:
+            message_id = raw["messageId"]
+            records += [
+                InboundRecord(f"{message_id}:{n}", m.body, m.attributes, m.handling, message_id)
+                for n, m in enumerate(members)
+            ]
+            continue
         attributes = {
             name: Attribute.from_lambda(value)
             for name, value in (raw.get("messageAttributes") or {}).items()

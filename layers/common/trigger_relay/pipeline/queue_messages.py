@@ -9,6 +9,12 @@ in one message attribute (``trigger_relay``); when the producer already used all
 SQS allows, in an envelope around the body instead. Either way the pipeline sees the producer's
 body and attributes unchanged.
 
+Records deferred together (the records of one call held for a fuller one, or waiting for the
+same slot) travel as one *bundle* message, so that they come back to one invocation: SQS spreads
+single messages across the event source mapping's concurrent pollers, and a group of 200 came
+back as five calls of 40. A bundle carries each member's body, attributes and Handling; the
+trigger function unpacks it into its records.
+
 SQS limits (Amazon SQS Developer Guide, "Amazon SQS message quotas",
 https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html,
 and the SendMessageBatch API reference,
@@ -47,6 +53,8 @@ MAX_DELAY_SECONDS = 900
 
 HANDLING_ATTRIBUTE = "trigger_relay"
 ENVELOPE_KEY = "trigger_relay_envelope"
+BUNDLE_KEY = "trigger_relay_bundle"
+BUNDLE_HEADROOM = 2048  # bytes kept free in a bundle for its own attribute and framing
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +197,24 @@ def unwrap(body: str, attributes: Mapping[str, Attribute]) -> QueuedMessage:
     return QueuedMessage(body, producer)
 
 
+def unbundle(body: str) -> list[QueuedMessage] | None:
+    """The members of a bundle message, or None when the body is not one."""
+    if not body.startswith('{"' + BUNDLE_KEY):
+        return None
+    try:
+        members = json.loads(body)[BUNDLE_KEY]
+        return [
+            QueuedMessage(
+                str(m["body"]),
+                {k: Attribute.from_json(v) for k, v in m.get("attributes", {}).items()},
+                Handling.from_json(m.get("handling")),
+            )
+            for m in members
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # not ours after all: the producer's own body
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """A message to send, with the relay's Handling; ``delay_seconds`` is clamped to SQS's."""
@@ -213,6 +239,47 @@ class Outgoing:
             }
         }
         return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")), {}
+
+    def member(self) -> str:
+        """This message as a member of a bundle, in JSON."""
+        document = {
+            "handling": self.handling.to_json(),
+            "attributes": {k: v.to_json() for k, v in self.attributes.items()},
+            "body": self.body,
+        }
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def bundles(
+        cls, messages: list[Outgoing], max_bytes: int = MAX_MESSAGE_BYTES
+    ) -> list[tuple[Outgoing, list[int]]]:
+        """The messages packed, in order, into as few bundles as fit in ``max_bytes`` each, with
+        the indexes each carries; a message alone stays as it is. They share one delay (the
+        longest)."""
+        packed: list[tuple[Outgoing, list[int]]] = []
+        group: list[tuple[int, str]] = []
+        size = 0
+        limit = max_bytes - BUNDLE_HEADROOM
+
+        def close() -> None:
+            if len(group) == 1:
+                index = group[0][0]
+                packed.append((messages[index], [index]))
+            elif group:
+                body = '{"' + BUNDLE_KEY + '":[' + ",".join(m for _, m in group) + "]}"
+                delay = max(messages[i].delay_seconds for i, _ in group)
+                packed.append((cls(body, delay_seconds=delay), [i for i, _ in group]))
+
+        for index, message in enumerate(messages):
+            member = message.member()
+            member_size = len(member.encode("utf-8", "surrogatepass")) + 1
+            if group and size + member_size > limit:
+                close()
+                group, size = [], 0
+            group.append((index, member))
+            size += member_size
+        close()
+        return packed
 
     def entry(self, entry_id: str) -> tuple[SendMessageBatchRequestEntryTypeDef, int]:
         """The SendMessageBatch entry, and its size as SQS counts it."""

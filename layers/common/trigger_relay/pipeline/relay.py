@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -58,6 +59,9 @@ class InboundRecord:
     body: str
     attributes: dict[str, Attribute] = field(default_factory=dict)
     handling: Handling = field(default_factory=Handling)
+    # The SQS message it came in, when that carried several records (a bundle): SQS can only
+    # return the whole message, so such a record is never left for SQS to retry alone.
+    message_id: str | None = None
 
     def text_attributes(self) -> dict[str, str]:
         """The String and Number attributes, as routes match them."""
@@ -75,6 +79,8 @@ class _Progress:
     retry: list[str] = field(default_factory=list)
     deferred_until: float | None = None
     deferred: list[str] = field(default_factory=list)
+    # deferred for something other than a full schedule: counts towards the DeferralLimit
+    counted: bool = False
     uncertain: list[str] = field(default_factory=list)  # found now: to be stored
     uncertain_keys: list[str] = field(default_factory=list)
     uncertain_earlier: list[str] = field(default_factory=list)  # stored by an earlier run
@@ -92,9 +98,10 @@ class _Progress:
             return Status.REJECTED
         return Status.DELIVERED
 
-    def defer(self, reason: str, until: float) -> None:
+    def defer(self, reason: str, until: float, *, counted: bool = True) -> None:
         self.deferred.append(reason)
         self.deferred_until = max(self.deferred_until or 0, until)
+        self.counted = self.counted or counted
 
     def pending(self) -> tuple[str, ...] | None:
         """The routes still to settle, or None for every route (the event was never parsed)."""
@@ -115,7 +122,14 @@ class _Progress:
             routes = self.pending() if self.routes else r.handling.routes
         handling = replace(r.handling, event_id=self.event_id, routes=routes)
         return ParkedRecord(
-            r.record_id, r.body, r.attributes, reasons, self.deferred_until, handling, keys or []
+            r.record_id,
+            r.body,
+            r.attributes,
+            reasons,
+            self.deferred_until,
+            handling,
+            keys or [],
+            counted=self.counted,
         )
 
 
@@ -130,6 +144,8 @@ class BatchReport:
     deferred_too_long: int = 0
     held: int = 0
     """Records held back for a fuller call (and deferred for nothing else)."""
+    message_ids: dict[str, str] = field(default_factory=dict)
+    """The SQS message of each record that came in a bundle."""
 
     def count(self) -> Counter[Status]:
         return Counter(self.statuses.values())
@@ -141,13 +157,12 @@ class BatchReport:
         multiprocessing, every event data class) cost 130 ms of each cold start while the
         pipeline had already decided every record's outcome.
         """
-        return {
-            "batchItemFailures": [
-                {"itemIdentifier": record_id}
-                for record_id, status in self.statuses.items()
-                if status is Status.RETRY
-            ]
-        }
+        failed = (
+            self.message_ids.get(record_id, record_id)
+            for record_id, status in self.statuses.items()
+            if status is Status.RETRY
+        )
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in dict.fromkeys(failed)]}
 
 
 class TriggerPipeline:
@@ -161,8 +176,12 @@ class TriggerPipeline:
         uncertain: RejectedStore | None = None,
         *,
         deferral_limit: DeferralLimit | None = None,
+        gathering_seconds: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``gathering_seconds``: how long the event source mapping may gather a batch (its
+        batching window). Records deferred for a slot come back that much before it, so that
+        the invocation that gets them is running when the slot comes."""
         self._routes = routes
         self.caller = caller
         self.ledger = ledger
@@ -170,6 +189,7 @@ class TriggerPipeline:
         self._rejected = rejected
         self._uncertain = uncertain or rejected
         self._limit = deferral_limit or DeferralLimit()
+        self._gathering = gathering_seconds
         self._clock = clock
 
     def process(self, records: list[InboundRecord]) -> BatchReport:
@@ -207,11 +227,17 @@ class TriggerPipeline:
             call = queue.popleft()
             hold = self._hold(call, progress)
             result = self._call(call, wait=hold is None)
-            if hold is not None and isinstance(result, Deferred) and result.busy:
-                until, step = hold
-                retry_at = min(until, max(result.retry_at, self._clock() + step))
-                self._settle(call, Deferred(retry_at, HELD), progress, claims)
-                continue
+            if isinstance(result, Deferred) and result.busy:
+                back = result.retry_at - self._gathering
+                if hold is not None:
+                    until, step = hold
+                    # on a grid of whole steps shared by every invocation: what different
+                    # invocations held comes back at the same moment, to be planned together
+                    after = max(back, self._clock() + step)
+                    retry_at = min(until, math.ceil(after / step) * step)
+                    self._settle(call, Deferred(retry_at, HELD, busy=True), progress, claims)
+                    continue
+                result = replace(result, retry_at=max(self._clock(), back))
             calls += 1
             recipients += len(call.recipients)
             if isinstance(result, CallResult) and result.vendor_code == "414":
@@ -242,6 +268,7 @@ class TriggerPipeline:
                 statuses[rid] is Status.DEFERRED and all(r.endswith(HELD) for r in p.deferred)
                 for rid, p in progress.items()
             ),
+            message_ids={r.record_id: r.message_id for r in records if r.message_id},
         )
 
     def _deliveries(
@@ -345,7 +372,11 @@ class TriggerPipeline:
                 record = progress[delivery.record_id]
                 tag = delivery.route.name
                 if isinstance(result, Deferred):
-                    record.defer(f"{tag}: {result.reason}", result.retry_at)
+                    # waiting for a slot is bounded by the deferral age alone: a backlog of
+                    # hours may send a record round many times
+                    record.defer(
+                        f"{tag}: {result.reason}", result.retry_at, counted=not result.busy
+                    )
                     continue
                 outcome = result.by_recipient[key]
                 if outcome.outcome is Outcome.DELIVERED:
@@ -384,15 +415,16 @@ class TriggerPipeline:
             self._store_uncertain(uncertain)
         now = self._clock()
         for p in progress.values():
-            if p.retry and p.settled:
+            if p.retry and (p.settled or p.record.message_id):
                 # Partly settled: come back as a copy that knows which routes are left (SQS
                 # would redeliver the whole record, which after the ledger's 24 h - a DLQ
-                # redrive the next day - would repeat the settled routes).
+                # redrive the next day - would repeat the settled routes). A bundle's member
+                # too: SQS would redeliver the whole bundle.
                 p.defer(f"{p.retry[-1]} (retried as a copy)", now + RETRY_DELAY_SECONDS)
                 p.deferred += p.retry[:-1]
                 p.retry.clear()
             if p.status() is Status.DEFERRED:
-                too_long = self._limit.exceeded(p.record.handling, now)
+                too_long = self._limit.exceeded(p.record.handling, now, counted=p.counted)
                 if too_long:
                     p.rejected.append(f"{too_long}; last: {p.deferred[-1]}")
                     p.deferred.clear()

@@ -45,9 +45,10 @@ class DeferralLimit:
         if self.max_deferrals < 1 or not 0 < self.max_age_seconds <= 20 * 3600:
             raise ValueError("max_deferrals >= 1 and 0 < max_age_seconds <= 72000 (20 hours)")
 
-    def exceeded(self, handling: Handling, now: float) -> str | None:
-        """Why one more deferral is one too many, or None."""
-        if handling.deferrals + 1 > self.max_deferrals:
+    def exceeded(self, handling: Handling, now: float, *, counted: bool = True) -> str | None:
+        """Why one more deferral is one too many, or None. ``counted``: the deferral counts
+        towards ``max_deferrals`` (one for a full quota schedule does not; its age does)."""
+        if counted and handling.deferrals + 1 > self.max_deferrals:
             return f"deferred too long: {handling.deferrals} deferrals"
         if handling.first_seen is not None and now - handling.first_seen > self.max_age_seconds:
             return f"deferred too long: first seen {now - handling.first_seen:.0f} s ago"
@@ -63,6 +64,7 @@ class ParkedRecord:
     retry_at: float | None = None
     handling: Handling = field(default_factory=Handling)
     ledger_keys: list[str] = field(default_factory=list)  # the pairs an operator may redrive
+    counted: bool = True  # this deferral counts towards DeferralLimit.max_deferrals
 
 
 class Deferrals:
@@ -73,24 +75,39 @@ class Deferrals:
         self._clock = clock
 
     def park(self, records: list[ParkedRecord]) -> dict[str, str]:
-        """Re-enqueue with a delay; returns {record id: why} for those not re-enqueued."""
+        """Re-enqueue with a delay; returns {record id: why} for those not re-enqueued.
+
+        Records due back at the same moment (a call's records, held or waiting for the same
+        slot) go as bundles, so that they come back to one invocation together."""
         now = self._clock()
-        failed = self._writer.send(
-            [
+        by_time: dict[float, list[int]] = {}
+        for index, record in enumerate(records):
+            by_time.setdefault(record.retry_at or now, []).append(index)
+        messages: list[Outgoing] = []
+        carried: list[list[int]] = []
+        for retry_at, indexes in by_time.items():
+            members = [
                 Outgoing(
-                    r.body,
-                    r.attributes,
+                    records[i].body,
+                    records[i].attributes,
                     replace(
-                        r.handling,
-                        deferrals=r.handling.deferrals + 1,
-                        first_seen=r.handling.first_seen or now,
+                        records[i].handling,
+                        deferrals=records[i].handling.deferrals + int(records[i].counted),
+                        first_seen=records[i].handling.first_seen or now,
                     ),
-                    (r.retry_at or now) - now,
+                    retry_at - now,
                 )
-                for r in records
+                for i in indexes
             ]
-        )
-        return {records[index].record_id: reason for index, reason in failed.items()}
+            for message, positions in Outgoing.bundles(members):
+                messages.append(message)
+                carried.append([indexes[p] for p in positions])
+        failed = self._writer.send(messages)
+        return {
+            records[index].record_id: reason
+            for message_index, reason in failed.items()
+            for index in carried[message_index]
+        }
 
 
 class RejectedStore:
