@@ -186,6 +186,16 @@ class Relay:
         arn = f"arn:aws:sqs:{REGION}:123456789012:ingest"
         return service.sqs_records({"Records": [lambda_record(m, arn) for m in messages]})
 
+    def receive_all(self) -> list[InboundRecord]:
+        """Everything visible now, as one invocation's batch."""
+        records: list[InboundRecord] = []
+        held: dict[str, str] = {}
+        while batch := self.receive():
+            records += batch
+            held |= self._held
+        self._held = held
+        return records
+
     def acknowledge(self, report: BatchReport) -> None:
         """Delete what the invocation did not report as a batch item failure, as Lambda does."""
         failed = {f["itemIdentifier"] for f in report.partial_batch_response()["batchItemFailures"]}

@@ -37,9 +37,7 @@ def take_the_next_slot(r: Relay) -> None:
 
 def drain(r: Relay) -> Counter[Status]:
     """One invocation with everything on the queue."""
-    records = []
-    while batch := r.receive():
-        records += batch
+    records = r.receive_all()
     report = r.pipeline().process(records)
     r.acknowledge(report)
     return report.count()
@@ -66,9 +64,7 @@ def test_while_the_quota_is_busy_small_calls_are_held_and_go_out_together_in_one
             for n in range(4 * wave, 4 * wave + 4):
                 r.send(signup(n))
             take_the_next_slot(r)
-            records = []  # the held copies come back too (the harness's delays elapse at once)
-            while batch := r.receive():
-                records += batch
+            records = r.receive_all()  # the held copies too (the harness's delays elapse at once)
             report = r.pipeline().process(records)
             r.acknowledge(report)
             held = 4 * (wave + 1)
@@ -224,9 +220,7 @@ def test_a_held_call_comes_back_as_one_message_to_one_invocation() -> None:
     with relay(bulk_routes(), vendor) as r:
         for n in range(40):
             r.send(signup(n))
-        records = []
-        while batch := r.receive():
-            records += batch
+        records = r.receive_all()
         take_the_next_slot(r)
         report = r.pipeline().process(records)
         r.acknowledge(report)
@@ -251,9 +245,7 @@ def test_a_bundle_member_left_to_retry_comes_back_alone_and_the_bundle_is_acknow
     ) as r:
         for n in range(3):
             r.send(signup(n))
-        records = []
-        while batch := r.receive():
-            records += batch
+        records = r.receive_all()
         take_the_next_slot(r)
         first = r.pipeline().process(records)  # launch v1.1 delivered; the bulk call held
         r.acknowledge(first)

@@ -5,12 +5,29 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from trigger_relay_local.lambda_runtime.poller import SqsPoller
+
+
+def sqs_poller(sqs: Any, url: str, handler: Any, **options: Any) -> SqsPoller:
+    """A poller of queue q with 512 MB of memory, ten records a batch and no window."""
+    return SqsPoller(
+        sqs,
+        url,
+        "arn:aws:sqs:eu-west-1:123456789012:q",
+        handler,
+        function_name="f",
+        timeout=60,
+        memory=512,
+        batch_size=10,
+        batching_window=0,
+        **options,
+    )
 
 
 def test_a_failing_handler_is_logged_with_its_traceback_and_its_messages_return(
@@ -24,18 +41,7 @@ def test_a_failing_handler_is_logged_with_its_traceback_and_its_messages_return(
         def handler(event: object, context: object) -> object:
             raise KeyError("routes file broke")
 
-        poller = SqsPoller(
-            sqs,
-            url,
-            "arn:aws:sqs:eu-west-1:123456789012:q",
-            handler,
-            function_name="f",
-            timeout=60,
-            memory=512,
-            batch_size=10,
-            batching_window=0,
-            retry_visibility=0,
-        )
+        poller = sqs_poller(sqs, url, handler, retry_visibility=0)
         with caplog.at_level(logging.ERROR):
             assert poller.poll_once() == 1
         assert poller.stats.errors == 1 and poller.stats.deleted == 0
@@ -57,17 +63,7 @@ def test_each_invocation_is_billed_as_lambda_bills_it() -> None:
             time.sleep(0.0304)
             return {"batchItemFailures": []}
 
-        poller = SqsPoller(
-            sqs,
-            url,
-            "arn:aws:sqs:eu-west-1:123456789012:q",
-            handler,
-            function_name="f",
-            timeout=60,
-            memory=512,
-            batch_size=10,
-            batching_window=0,
-        )
+        poller = sqs_poller(sqs, url, handler)
         for _ in range(2):
             sqs.send_message(QueueUrl=url, MessageBody="{}")
             assert poller.poll_once() == 1
