@@ -18,6 +18,7 @@ from trigger_relay.observability import logger, metrics, scrub
 from trigger_relay.pipeline.events import event_identity
 from trigger_relay.pipeline.queue_messages import (
     Attribute,
+    Handling,
     Outgoing,
     QueueWriter,
     unbundle,
@@ -80,12 +81,15 @@ def sqs_records(event: dict[str, Any]) -> list[InboundRecord]:
     what the relay carried with a re-enqueued copy (its identity, its deferrals). A bundle of
     records deferred together is unpacked into its members."""
     records = []
+    now = time.time()
     for raw in event.get("Records", []):
         members = unbundle(raw.get("body", ""))
         if members is not None:
             message_id = raw["messageId"]
             records += [
-                InboundRecord(f"{message_id}:{n}", m.body, m.attributes, m.handling, message_id)
+                InboundRecord(
+                    f"{message_id}:{n}", m.body, m.attributes, _seen_by(m.handling, now), message_id
+                )
                 for n, m in enumerate(members)
             ]
             continue
@@ -99,8 +103,20 @@ def sqs_records(event: dict[str, Any]) -> list[InboundRecord]:
             sent = str((raw.get("attributes") or {}).get("SentTimestamp", ""))
             if sent.isdigit():
                 handling = replace(handling, first_seen=int(sent) / 1000)
-        records.append(InboundRecord(raw["messageId"], message.body, message.attributes, handling))
+        records.append(
+            InboundRecord(
+                raw["messageId"], message.body, message.attributes, _seen_by(handling, now)
+            )
+        )
     return records
+
+
+def _seen_by(handling: Handling, now: float) -> Handling:
+    """First seen no later than now: the attribute travels with the message, and a time in the
+    future would turn off the deferral age limit and make every hold start afresh."""
+    if handling.first_seen is not None and handling.first_seen > now:
+        return replace(handling, first_seen=now)
+    return handling
 
 
 def run(records: list[InboundRecord], context: LambdaContext | None) -> BatchReport:

@@ -29,7 +29,7 @@ class PlannedCall:
     account: str
     route: Route  # any route of the group: they share account, action and target
     deliveries: dict[str, list[Delivery]] = field(default_factory=dict)
-    # As many recipients as one call can carry (the API's count, or its body cap cut it):
+    # One more recipient would not fit (the API's count for these params, or its body cap):
     # waiting would not make it fuller.
     full: bool = False
 
@@ -88,8 +88,17 @@ def plan_calls(
                     carried.append(recipient)
             chunks = route.api.chunk(carried, route.typed_params) if carried else []
         for index, chunk in enumerate(chunks, 1):
-            full = index < len(chunks) or len(chunk) >= route.api.max_recipients
+            full = index < len(chunks) or _no_room(route, chunk)
             calls.append(
                 PlannedCall(group[0], route, {r.key: by_key[r.key] for r in chunk}, full=full)
             )
     return calls
+
+
+def _no_room(route: Route, chunk: list[Any]) -> bool:
+    """Whether the call could not carry one more recipient like its last: the API would cut
+    it in two (its count for these params, such as Altcraft's ``max_values``, or its body cap)."""
+    try:
+        return len(route.api.chunk([*chunk, chunk[-1]], route.typed_params)) > 1
+    except ValueError:
+        return True

@@ -202,7 +202,10 @@ def unbundle(body: str) -> list[QueuedMessage] | None:
     if not body.startswith('{"' + BUNDLE_KEY):
         return None
     try:
-        members = json.loads(body)[BUNDLE_KEY]
+        document = json.loads(body)
+        members = document[BUNDLE_KEY]
+        if len(document) != 1 or not members or not all("body" in m for m in members):
+            return None  # a producer's body that merely starts like a bundle
         return [
             QueuedMessage(
                 str(m["body"]),

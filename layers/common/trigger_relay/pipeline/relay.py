@@ -228,7 +228,10 @@ class TriggerPipeline:
             hold = self._hold(call, progress)
             result = self._call(call, wait=hold is None)
             if isinstance(result, Deferred) and result.busy:
+                # back early enough to be gathered by then, but never at once: a full batch
+                # is not gathered for the window, and would come straight back
                 back = result.retry_at - self._gathering
+                back = back if back > self._clock() + 1 else result.retry_at
                 if hold is not None:
                     until, step = hold
                     # on a grid of whole steps shared by every invocation: what different
@@ -237,9 +240,10 @@ class TriggerPipeline:
                     retry_at = min(until, math.ceil(after / step) * step)
                     self._settle(call, Deferred(retry_at, HELD, busy=True), progress, claims)
                     continue
-                result = replace(result, retry_at=max(self._clock(), back))
-            calls += 1
-            recipients += len(call.recipients)
+                result = replace(result, retry_at=back)
+            if isinstance(result, CallResult):  # made, or at least attempted
+                calls += 1
+                recipients += len(call.recipients)
             if isinstance(result, CallResult) and result.vendor_code == "414":
                 halves = call.split()
                 if halves:  # the URI was too long for this many recipients: half as many
@@ -330,6 +334,9 @@ class TriggerPipeline:
                 hold = delivery.route.max_hold_seconds
                 until = min(until, min(now, first_seen or now) + hold)
                 step = min(step, hold / HOLD_STEPS)
+        # back on the queue by then: SQS's delay is whole seconds, and the event source
+        # mapping may gather it for its window before it is handled
+        until -= self._gathering + 1
         # a hold shorter than half a step would only add a deferral
         return (until, step) if until > now and until - now >= step / 2 else None
 

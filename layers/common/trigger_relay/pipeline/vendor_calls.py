@@ -122,6 +122,7 @@ class VendorCaller:
         self._pool = _call_threads()
         self.calls: list[CallStats] = []
         self.locks = 0  # vendor answers that locked an API
+        self.waited = 0.0  # seconds this invocation spent waiting for slots, billed
 
     def call(
         self,
@@ -139,7 +140,8 @@ class VendorCaller:
 
         ``wait``: take a slot up to the limit's ``max_wait_seconds`` ahead and wait for it;
         without, only a slot free now for the first request (the call is deferred, ``busy``,
-        when there is none)."""
+        when there is none). ``max_wait_seconds`` bounds the invocation's waiting in all: each
+        call may wait only what earlier calls left of it."""
         key = quota_key(account_name, account, api)
         limit = account.limit(api.quota_api)
         base_url = api.base_url(account.data_centre, account.base_url) or ""
@@ -153,14 +155,19 @@ class VendorCaller:
             if isinstance(token, Deferred):
                 return token
             # once a request went out, its repeat waits for a slot like any call
-            decision = self.quota.reserve(key, limit, None if wait or attempt else 0.0)
+            wait_left = max(0.0, limit.max_wait_seconds - self.waited)
+            decision = self.quota.reserve(key, limit, wait_left if wait or attempt else 0.0)
             if isinstance(decision, Denial):
                 if decision.locked:
                     return Deferred(decision.retry_at, "vendor lock recorded")
                 return Deferred(decision.retry_at, "quota: no free slot", busy=True)
             if decision.slot_at + MIN_CALL_SECONDS > self._deadline:
-                return Deferred(decision.slot_at, "quota: slot after this invocation's deadline")
-            self._sleep(max(0.0, decision.slot_at - self._clock()))
+                return Deferred(
+                    decision.slot_at, "quota: slot after this invocation's deadline", busy=True
+                )
+            pause = max(0.0, decision.slot_at - self._clock())
+            self.waited += pause
+            self._sleep(pause)
             timeout = call_timeout(limit, decision.slot_at, self._clock(), self._deadline)
             if timeout is None:  # unused, a slot costs only throughput
                 late_slots += 1

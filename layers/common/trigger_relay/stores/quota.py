@@ -57,7 +57,9 @@ class Limit(BaseModel):
         default=2.0, ge=0, description="clock skew plus delivery delay allowed for"
     )
     max_wait_seconds: float = Field(
-        default=10.0, ge=0, description="how far ahead a caller may reserve and wait for a slot"
+        default=10.0,
+        ge=0,
+        description="how long an invocation may wait for slots, in all (billed Lambda time)",
     )
 
     @model_validator(mode="after")
