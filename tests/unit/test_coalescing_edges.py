@@ -43,8 +43,10 @@ def gate_and_key(r: Relay, index: int = 0):
 
 
 def take_the_next_slot(r: Relay, index: int = 0) -> None:
+    """Other Lambdas queued for the next two slots: the quota is busy."""
     gate, key, limit = gate_and_key(r, index)
-    assert isinstance(gate.reserve(key, limit), Grant)
+    for _ in range(2):
+        assert isinstance(gate.reserve(key, limit), Grant)
 
 
 def receive_all(r: Relay):
@@ -197,7 +199,7 @@ def test_one_invocation_does_not_idle_longer_than_max_wait_for_slots() -> None:
         for n in range(24):
             r.send({"type": "user.signed_up", "user": {"email": f"user{n}@{domain}"}})
         records = receive_all(r)
-        take_the_next_slot(r)  # a backlog: the next slot is ~3 s ahead
+        take_the_next_slot(r)  # a backlog: the next free slot is ~6 s ahead
         pipeline = r.pipeline()
         slept: list[float] = []
 
@@ -208,7 +210,7 @@ def test_one_invocation_does_not_idle_longer_than_max_wait_for_slots() -> None:
         pipeline.caller._sleep = sleep
         report = pipeline.process(records)
         waited = sum(s for s in slept if s > 0.3)  # the waits for slots, not retry pauses
-        assert report.calls >= 3
+        assert report.calls >= 2
         assert waited <= 10.0, f"idle {waited:.1f} s for slots in one invocation ({slept})"
 
 

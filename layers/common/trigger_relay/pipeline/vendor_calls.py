@@ -139,8 +139,8 @@ class VendorCaller:
         the vendor may have acted on is retried like one it certainly did not.
 
         ``wait``: take a slot up to the limit's ``max_wait_seconds`` ahead and wait for it;
-        without, only a slot free now for the first request (the call is deferred, ``busy``,
-        when there is none). ``max_wait_seconds`` bounds the invocation's waiting in all: each
+        without, only the next slot for the first request, at most one interval ahead (the
+        call is deferred, ``busy``, when other callers are queued for slots before it). ``max_wait_seconds`` bounds the invocation's waiting in all: each
         call may wait only what earlier calls left of it."""
         key = quota_key(account_name, account, api)
         limit = account.limit(api.quota_api)
@@ -154,9 +154,13 @@ class VendorCaller:
             token = self._token(account_name, account)
             if isinstance(token, Deferred):
                 return token
-            # once a request went out, its repeat waits for a slot like any call
+            # Without waiting, only the next slot: no other caller queued for one ahead of it
+            # (a wait of at most one interval). Once a request went out, its repeat waits for
+            # a slot like any call.
             wait_left = max(0.0, limit.max_wait_seconds - self.waited)
-            decision = self.quota.reserve(key, limit, wait_left if wait or attempt else 0.0)
+            if not (wait or attempt):
+                wait_left = min(wait_left, limit.interval)
+            decision = self.quota.reserve(key, limit, wait_left)
             if isinstance(decision, Denial):
                 if decision.locked:
                     return Deferred(decision.retry_at, "vendor lock recorded")
