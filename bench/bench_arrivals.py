@@ -120,10 +120,11 @@ def patterns(quick: bool) -> list[Pattern]:
         + [20.0 * scale] * mixed_burst
         + [70.0 * scale] * mixed_burst
     )
+    hold = 60.0  # a record held to its route's limit still counts as drained
     return [
-        Pattern("trickle", trickle(0.25, 160 * scale, rng), 160 * scale + 30),
+        Pattern("trickle", trickle(0.25, 160 * scale, rng), 160 * scale + hold + 30),
         Pattern("burst", [0.0] * burst, ideal * 1.5 + 20),
-        Pattern("trickle with bursts", mixed, mixed_seconds * 1.5 + 30),
+        Pattern("trickle with bursts", mixed, mixed_seconds * 1.5 + hold + 30),
     ]
 
 
