@@ -114,7 +114,7 @@ def sqs_records(event: dict[str, Any]) -> list[InboundRecord]:
 def _seen_by(handling: Handling, now: float) -> Handling:
     """First seen no later than now: the attribute travels with the message, and a time in the
     future would turn off the deferral age limit and make every hold start afresh."""
-    if handling.first_seen is not None and handling.first_seen > now:
+    if handling.first_seen is not None and not handling.first_seen <= now:  # NaN too
         return replace(handling, first_seen=now)
     return handling
 

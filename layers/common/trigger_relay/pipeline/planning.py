@@ -97,7 +97,8 @@ def plan_calls(
 
 def _no_room(route: Route, chunk: list[Any]) -> bool:
     """Whether the call could not carry one more recipient like its last: the API would cut
-    it in two (its count for these params, such as Altcraft's ``max_values``, or its body cap)."""
+    it in two (its count for these params, such as Altcraft's ``max_values``, or its body cap).
+    ``chunk`` must keep a repeated recipient, as every vendor's here does."""
     try:
         return len(route.api.chunk([*chunk, chunk[-1]], route.typed_params)) > 1
     except ValueError:

@@ -158,7 +158,9 @@ class Handling:
         return cls(
             str(event_id) if event_id else None,
             deferrals if isinstance(deferrals, int) and deferrals >= 0 else 0,
-            float(first_seen) if isinstance(first_seen, int | float) else None,
+            float(first_seen)
+            if isinstance(first_seen, int | float) and math.isfinite(first_seen)
+            else None,
             tuple(str(r) for r in routes) if isinstance(routes, list) else None,
         )
 
@@ -204,7 +206,12 @@ def unbundle(body: str) -> list[QueuedMessage] | None:
     try:
         document = json.loads(body)
         members = document[BUNDLE_KEY]
-        if len(document) != 1 or not members or not all("body" in m for m in members):
+        if (
+            len(document) != 1
+            or not isinstance(members, list)
+            or not members
+            or not all(isinstance(m, dict) and isinstance(m.get("body"), str) for m in members)
+        ):
             return None  # a producer's body that merely starts like a bundle
         return [
             QueuedMessage(

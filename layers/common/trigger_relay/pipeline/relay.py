@@ -226,7 +226,11 @@ class TriggerPipeline:
         while queue:
             call = queue.popleft()
             hold = self._hold(call, progress)
+            made = len(self.caller.calls)
             result = self._call(call, wait=hold is None)
+            if len(self.caller.calls) > made:  # requests sent, whatever came of them
+                calls += 1
+                recipients += len(call.recipients)
             if isinstance(result, Deferred) and result.busy:
                 # back early enough to be gathered by then, but never at once: a full batch
                 # is not gathered for the window, and would come straight back
@@ -241,9 +245,6 @@ class TriggerPipeline:
                     self._settle(call, Deferred(retry_at, HELD, busy=True), progress, claims)
                     continue
                 result = replace(result, retry_at=back)
-            if isinstance(result, CallResult):  # made, or at least attempted
-                calls += 1
-                recipients += len(call.recipients)
             if isinstance(result, CallResult) and result.vendor_code == "414":
                 halves = call.split()
                 if halves:  # the URI was too long for this many recipients: half as many

@@ -140,8 +140,9 @@ class VendorCaller:
 
         ``wait``: take a slot up to the limit's ``max_wait_seconds`` ahead and wait for it;
         without, only the next slot for the first request, at most one interval ahead (the
-        call is deferred, ``busy``, when other callers are queued for slots before it). ``max_wait_seconds`` bounds the invocation's waiting in all: each
-        call may wait only what earlier calls left of it."""
+        call is deferred, ``busy``, when other callers are queued for slots before it).
+        ``max_wait_seconds`` bounds the invocation's waiting in all: each call may wait only
+        what earlier calls left of it, and never for a slot past the invocation's deadline."""
         key = quota_key(account_name, account, api)
         limit = account.limit(api.quota_api)
         base_url = api.base_url(account.data_centre, account.base_url) or ""
@@ -154,10 +155,14 @@ class VendorCaller:
             token = self._token(account_name, account)
             if isinstance(token, Deferred):
                 return token
+            if self._deadline - self._clock() < MIN_CALL_SECONDS:  # the token took it
+                return Deferred(self._clock(), "no time left in this invocation")
             # Without waiting, only the next slot: no other caller queued for one ahead of it
             # (a wait of at most one interval). Once a request went out, its repeat waits for
             # a slot like any call.
-            wait_left = max(0.0, limit.max_wait_seconds - self.waited)
+            # never a slot this invocation could not use: it would be lost to every caller
+            time_left = self._deadline - MIN_CALL_SECONDS - self._clock()
+            wait_left = max(0.0, min(limit.max_wait_seconds - self.waited, time_left))
             if not (wait or attempt):
                 wait_left = min(wait_left, limit.interval)
             decision = self.quota.reserve(key, limit, wait_left)
