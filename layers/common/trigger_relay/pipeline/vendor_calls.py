@@ -169,7 +169,10 @@ class VendorCaller:
             if isinstance(decision, Denial):
                 if decision.locked:
                     return Deferred(decision.retry_at, "vendor lock recorded")
-                return Deferred(decision.retry_at, "quota: no free slot", busy=True)
+                # back when a fresh invocation could wait for the slot: this one may have
+                # had less than max_wait left, and coming back later would lose the slot
+                back = decision.retry_at + wait_left - limit.max_wait_seconds
+                return Deferred(max(back, self._clock()), "quota: no free slot", busy=True)
             if decision.slot_at + MIN_CALL_SECONDS > self._deadline:
                 return Deferred(
                     decision.slot_at, "quota: slot after this invocation's deadline", busy=True
