@@ -9,6 +9,7 @@ from collections import Counter
 import httpx
 import pytest
 
+from tests.helpers.coalescing import CAPPED, send_long_signups
 from tests.helpers.relay import ACCOUNTS, FakeAltcraft, Relay, relay, route
 from trigger_relay.pipeline.events import from_sqs_body
 from trigger_relay.pipeline.relay import HELD, Status
@@ -130,10 +131,8 @@ def test_a_route_with_no_hold_waits_for_its_slot_as_before() -> None:
 def test_full_calls_are_not_held_only_the_partial_rest() -> None:
     """Long addresses and Altcraft's smallest body cap: a few recipients fill a call."""
     vendor = FakeAltcraft()
-    domain = ".".join(["d" * 60] * 3) + ".example"
-    with relay(bulk_routes(params="{trigger_id: 7, max_body_bytes: 1024}"), vendor) as r:
-        for n in range(7):
-            r.send({"type": "user.signed_up", "user": {"email": f"user{n}@{domain}"}})
+    with relay(bulk_routes(params=CAPPED), vendor) as r:
+        send_long_signups(r, 7)
         records = r.receive()
         only = r.routes.routes[0]
         events = [from_sqs_body(rec.body, rec.record_id, {}) for rec in records]

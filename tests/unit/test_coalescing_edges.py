@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from tests.helpers.coalescing import CAPPED, SLOW_ACCOUNTS, send_long_signups
 from tests.helpers.relay import ACCOUNTS, FakeAltcraft, Relay, relay, route
 from trigger_relay.functions import trigger as service
 from trigger_relay.pipeline.events import from_sqs_body
@@ -186,18 +187,10 @@ def test_a_busy_deferral_is_not_re_enqueued_without_delay_again_and_again(
 def test_one_invocation_does_not_idle_longer_than_max_wait_for_slots() -> None:
     """Issue 17: "a Lambda does not sit idle waiting for a slot more than a short configurable
     time (Limit.max_wait_seconds)". Each full call may wait up to max_wait, and they add up."""
-    accounts = ACCOUNTS.replace(
-        'base_url: "https://ac.example.com"}',
-        'base_url: "https://ac.example.com", limits: {altcraft.bulk_trigger: '
-        "{calls: 100, window_seconds: 300, max_wait_seconds: 10}}}",
-    )
-    domain = ".".join(["d" * 60] * 3) + ".example"
+    accounts = SLOW_ACCOUNTS
     vendor = FakeAltcraft()
-    with relay(
-        bulk_routes(params="{trigger_id: 7, max_body_bytes: 1024}", accounts=accounts), vendor
-    ) as r:
-        for n in range(24):
-            r.send({"type": "user.signed_up", "user": {"email": f"user{n}@{domain}"}})
+    with relay(bulk_routes(params=CAPPED, accounts=accounts), vendor) as r:
+        send_long_signups(r, 24)
         records = receive_all(r)
         take_the_next_slot(r)  # a backlog: the next free slot is ~6 s ahead
         pipeline = r.pipeline()
@@ -295,18 +288,12 @@ def test_waiting_for_slots_up_to_the_deadline_is_not_counted_as_deferrals(
     time left"), counted: in a long backlog a record is rejected "deferred too long" after
     MaxDeferrals invocations that ran out of time waiting for the quota."""
     parked = record_parking(monkeypatch)
-    accounts = ACCOUNTS.replace(
-        'base_url: "https://ac.example.com"}',
-        'base_url: "https://ac.example.com", limits: {altcraft.bulk_trigger: '
-        "{calls: 100, window_seconds: 300, max_wait_seconds: 10}}}",
-    )
-    domain = ".".join(["d" * 60] * 3) + ".example"
+    accounts = SLOW_ACCOUNTS
     with relay(
-        bulk_routes(params="{trigger_id: 7, max_body_bytes: 1024}", accounts=accounts),
+        bulk_routes(params=CAPPED, accounts=accounts),
         FakeAltcraft(),
     ) as r:
-        for n in range(24):
-            r.send({"type": "user.signed_up", "user": {"email": f"user{n}@{domain}"}})
+        send_long_signups(r, 24)
         records = receive_all(r)
         take_the_next_slot(r)
         pipeline = r.pipeline(seconds_left=12.0)

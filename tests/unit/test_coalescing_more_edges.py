@@ -11,6 +11,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.helpers.coalescing import CAPPED, SLOW_ACCOUNTS, send_long_signups
 from tests.helpers.relay import ACCOUNTS, FakeAltcraft, Relay, relay, route
 from trigger_relay.functions import trigger as service
 from trigger_relay.pipeline.queue_messages import Handling, Outgoing, unbundle
@@ -370,18 +371,12 @@ def test_unbundle_leaves_producer_shapes_alone(body: str) -> None:
 
 
 def test_waiting_for_slots_in_all_stays_within_max_wait_with_held_calls_too() -> None:
-    accounts = ACCOUNTS.replace(
-        'base_url: "https://ac.example.com"}',
-        'base_url: "https://ac.example.com", limits: {altcraft.bulk_trigger: '
-        "{calls: 100, window_seconds: 300, max_wait_seconds: 10}}}",
-    )
-    domain = ".".join(["d" * 60] * 3) + ".example"
+    accounts = SLOW_ACCOUNTS
     with relay(
-        bulk_routes(params="{trigger_id: 7, max_body_bytes: 1024}", accounts=accounts),
+        bulk_routes(params=CAPPED, accounts=accounts),
         FakeAltcraft(),
     ) as r:
-        for n in range(25):
-            r.send({"type": "user.signed_up", "user": {"email": f"user{n}@{domain}"}})
+        send_long_signups(r, 25)
         records = r.receive_all()
         take_the_next_slots(r)
         pipeline = r.pipeline()
