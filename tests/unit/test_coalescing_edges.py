@@ -185,8 +185,8 @@ def test_a_busy_deferral_is_not_re_enqueued_without_delay_again_and_again(
 
 
 def test_one_invocation_does_not_idle_longer_than_max_wait_for_slots() -> None:
-    """Issue 17: "a Lambda does not sit idle waiting for a slot more than a short configurable
-    time (Limit.max_wait_seconds)". Each full call may wait up to max_wait, and they add up."""
+    """max_wait_seconds bounds an invocation's idle time for slots in all: full calls waiting
+    one after another must not each take the whole of it."""
     accounts = SLOW_ACCOUNTS
     vendor = FakeAltcraft()
     with relay(bulk_routes(params=CAPPED, accounts=accounts), vendor) as r:
