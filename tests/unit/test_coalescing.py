@@ -9,33 +9,20 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.helpers.coalescing import CAPPED, send_long_signups
-from tests.helpers.relay import ACCOUNTS, FakeAltcraft, Relay, relay, route
+from tests.helpers.coalescing import (
+    CAPPED,
+    bulk_routes,
+    record_parking,
+    send_long_signups,
+    signup,
+    take_the_next_slots,
+)
+from tests.helpers.relay import FakeAltcraft, Relay, relay, route
 from trigger_relay.pipeline.events import from_sqs_body
 from trigger_relay.pipeline.relay import HELD, Status
 from trigger_relay.pipeline.vendor_calls import quota_key
 from trigger_relay.stores.parking import DeferralLimit, Deferrals, ParkedRecord
 from trigger_relay.stores.quota import Grant
-
-BULK = "altcraft.bulk_trigger"
-
-
-def bulk_routes(extra: str = "", params: str = "{trigger_id: 7}") -> str:
-    return ACCOUNTS + route("welcome-bulk", BULK, params, extra=extra)
-
-
-def signup(n: int) -> dict[str, object]:
-    return {"type": "user.signed_up", "id": f"evt-{n}", "user": {"email": f"user{n}@example.com"}}
-
-
-def take_the_next_slot(r: Relay) -> None:
-    """Other Lambdas' calls: the next two slots are taken, so a call now would queue behind
-    another caller's (the next one alone is still "room": a wait of one interval at most)."""
-    account = r.routes.accounts["ac"]
-    api = r.routes.routes[0].api
-    gate = r.pipeline().caller.quota
-    for _ in range(2):
-        assert gate.reserve(quota_key("ac", account, api), account.limit(api.quota_api))
 
 
 def drain(r: Relay) -> Counter[Status]:
@@ -66,7 +53,7 @@ def test_while_the_quota_is_busy_small_calls_are_held_and_go_out_together_in_one
         for wave in range(3):  # three invocations of 4 records each, the quota busy each time
             for n in range(4 * wave, 4 * wave + 4):
                 r.send(signup(n))
-            take_the_next_slot(r)
+            take_the_next_slots(r)
             records = r.receive_all()  # the held copies too (the harness's delays elapse at once)
             report = r.pipeline().process(records)
             r.acknowledge(report)
@@ -90,19 +77,12 @@ def test_while_the_quota_is_busy_small_calls_are_held_and_go_out_together_in_one
 def test_a_record_is_never_held_longer_than_its_routes_max_hold(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    retry_at: list[float] = []
-    park = Deferrals.park
-
-    def parking(self: Deferrals, records: list[ParkedRecord]) -> dict[str, str]:
-        retry_at.extend(r.retry_at or 0 for r in records)
-        return park(self, records)
-
-    monkeypatch.setattr(Deferrals, "park", parking)
+    parked = record_parking(monkeypatch)
     vendor = FakeAltcraft()
     with relay(bulk_routes("max_hold_seconds: 20"), vendor) as r:
         r.send(signup(1))
         for _ in range(10):  # the quota stays busy
-            take_the_next_slot(r)
+            take_the_next_slots(r)
             (record,) = r.receive()
             first_seen = record.handling.first_seen
             assert first_seen is not None  # SentTimestamp, kept by every copy
@@ -114,16 +94,16 @@ def test_a_record_is_never_held_longer_than_its_routes_max_hold(
                 break
             assert report.held == 1
             # back no later than the hold's end, and no sooner than a sixth of it
-            assert r.clock.now + 20 / 6 - 0.01 <= retry_at[-1] <= first_seen + 20
+            assert r.clock.now + 20 / 6 - 0.01 <= (parked[-1][1].retry_at or 0) <= first_seen + 20
             r.clock.now += 5
-        assert len(vendor.launched) == 1 and len(retry_at) == 4
+        assert len(vendor.launched) == 1 and len(parked) == 4
 
 
 def test_a_route_with_no_hold_waits_for_its_slot_as_before() -> None:
     vendor = FakeAltcraft()
     with relay(bulk_routes("max_hold_seconds: 0"), vendor) as r:
         r.send(signup(1))
-        take_the_next_slot(r)
+        take_the_next_slots(r)
         report = r.pipeline().process(r.receive())
         assert report.count() == {Status.DELIVERED: 1} and report.held == 0
 
@@ -140,7 +120,7 @@ def test_full_calls_are_not_held_only_the_partial_rest() -> None:
             len(c) for c in only.api.chunk([only.recipient(e) for e in events], only.typed_params)
         ]
         assert len(sizes) >= 3 and sizes[-1] < sizes[0]
-        take_the_next_slot(r)
+        take_the_next_slots(r)
         report = r.pipeline().process(records)
         # every full call waited for its slot; only the partial rest was held
         assert report.count() == {Status.DELIVERED: sum(sizes[:-1]), Status.DEFERRED: sizes[-1]}
@@ -164,7 +144,7 @@ def test_a_held_copy_and_a_redelivered_original_together_launch_once() -> None:
     vendor = FakeAltcraft()
     with relay(bulk_routes(), vendor) as r:
         r.send(signup(1))
-        take_the_next_slot(r)
+        take_the_next_slots(r)
         (original,) = r.receive()
         held = r.pipeline().process([original])
         assert held.held == 1  # the original is not acknowledged: SQS will deliver it again
@@ -184,7 +164,7 @@ def test_a_hold_that_cannot_be_enqueued_comes_back_through_sqs_unsent(
     vendor = FakeAltcraft()
     with relay(bulk_routes(), vendor) as r:
         r.send(signup(1))
-        take_the_next_slot(r)
+        take_the_next_slots(r)
         records = r.receive()
         with monkeypatch.context() as patch:
             patch.setattr(Deferrals, "park", refused)
@@ -222,7 +202,7 @@ def test_a_held_call_comes_back_as_one_message_to_one_invocation() -> None:
         for n in range(40):
             r.send(signup(n))
         records = r.receive_all()
-        take_the_next_slot(r)
+        take_the_next_slots(r)
         report = r.pipeline().process(records)
         r.acknowledge(report)
         assert report.held == 40 and queued(r) == 1
@@ -247,7 +227,7 @@ def test_a_bundle_member_left_to_retry_comes_back_alone_and_the_bundle_is_acknow
         for n in range(3):
             r.send(signup(n))
         records = r.receive_all()
-        take_the_next_slot(r)
+        take_the_next_slots(r)
         first = r.pipeline().process(records)  # launch v1.1 delivered; the bulk call held
         r.acknowledge(first)
         assert first.held == 3 and first.count() == {Status.DEFERRED: 3}

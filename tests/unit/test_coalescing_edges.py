@@ -8,67 +8,23 @@ import math
 
 import pytest
 
-from tests.helpers.coalescing import CAPPED, SLOW_ACCOUNTS, send_long_signups
-from tests.helpers.relay import ACCOUNTS, FakeAltcraft, Relay, relay, route
+from tests.helpers.coalescing import (
+    CAPPED,
+    SLOW_ACCOUNTS,
+    bulk_routes,
+    gate_and_key,
+    record_parking,
+    record_sleeps,
+    send_long_signups,
+    signup,
+    take_the_next_slots,
+)
+from tests.helpers.relay import ACCOUNTS, FakeAltcraft, relay, route
 from trigger_relay.functions import trigger as service
 from trigger_relay.pipeline.events import from_sqs_body
 from trigger_relay.pipeline.planning import Delivery, plan_calls
 from trigger_relay.pipeline.relay import Status
-from trigger_relay.pipeline.vendor_calls import quota_key
-from trigger_relay.stores.parking import Deferrals, ParkedRecord
 from trigger_relay.stores.quota import Grant
-
-BULK = "altcraft.bulk_trigger"
-
-
-def bulk_routes(extra: str = "", params: str = "{trigger_id: 7}", accounts: str = ACCOUNTS) -> str:
-    return accounts + route("welcome-bulk", BULK, params, extra=extra)
-
-
-def signup(n: int, **user: object) -> dict[str, object]:
-    return {
-        "type": "user.signed_up",
-        "id": f"evt-{n}",
-        "user": {"email": f"user{n}@example.com", "id": f"u-{n}", **user},
-    }
-
-
-def gate_and_key(r: Relay, index: int = 0):
-    account = r.routes.accounts["ac"]
-    api = r.routes.routes[index].api
-    return (
-        r.pipeline().caller.quota,
-        quota_key("ac", account, api),
-        account.limit(api.quota_api),
-    )
-
-
-def take_the_next_slot(r: Relay, index: int = 0) -> None:
-    """Other Lambdas queued for the next two slots: the quota is busy."""
-    gate, key, limit = gate_and_key(r, index)
-    for _ in range(2):
-        assert isinstance(gate.reserve(key, limit), Grant)
-
-
-def receive_all(r: Relay):
-    records = []
-    while batch := r.receive():
-        records += batch
-    return records
-
-
-def record_parking(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, ParkedRecord]]:
-    """(now, record) of every record handed to Deferrals.park."""
-    seen: list[tuple[float, ParkedRecord]] = []
-    park = Deferrals.park
-
-    def parking(self: Deferrals, records: list[ParkedRecord]) -> dict[str, str]:
-        seen.extend((self._clock(), rec) for rec in records)
-        return park(self, records)
-
-    monkeypatch.setattr(Deferrals, "park", parking)
-    return seen
-
 
 BATCHED = ACCOUNTS + route(
     "batched-launch",
@@ -97,8 +53,8 @@ def test_batched_launch_partial_call_is_held_while_the_quota_is_busy() -> None:
     with relay(BATCHED, vendor) as r:
         for n in range(3):
             r.send(signup(n))
-        records = receive_all(r)
-        take_the_next_slot(r)  # another Lambda's call: no slot free now
+        records = r.receive_all()
+        take_the_next_slots(r)  # another Lambda's call: no slot free now
         report = r.pipeline().process(records)
         # expected: held for a fuller call, like altcraft.bulk_trigger's partial calls
         assert report.held == 3, (report.count(), vendor.requests)
@@ -144,8 +100,8 @@ def test_a_call_at_its_body_cap_is_full_and_not_held() -> None:
 
         for email in emails:
             r.send({"type": "user.signed_up", "user": {"email": email}})
-        records = receive_all(r)
-        take_the_next_slot(r)
+        records = r.receive_all()
+        take_the_next_slots(r)
         report = r.pipeline().process(records)
         assert report.held == 0, "a call at its body cap was held for a fuller call"
 
@@ -191,16 +147,10 @@ def test_one_invocation_does_not_idle_longer_than_max_wait_for_slots() -> None:
     vendor = FakeAltcraft()
     with relay(bulk_routes(params=CAPPED, accounts=accounts), vendor) as r:
         send_long_signups(r, 24)
-        records = receive_all(r)
-        take_the_next_slot(r)  # a backlog: the next free slot is ~6 s ahead
+        records = r.receive_all()
+        take_the_next_slots(r)  # a backlog: the next free slot is ~6 s ahead
         pipeline = r.pipeline()
-        slept: list[float] = []
-
-        def sleep(seconds: float) -> None:
-            slept.append(seconds)
-            r.clock.now += seconds
-
-        pipeline.caller._sleep = sleep
+        slept = record_sleeps(r, pipeline)
         report = pipeline.process(records)
         waited = sum(s for s in slept if s > 0.3)  # the waits for slots, not retry pauses
         assert report.calls >= 2
@@ -228,8 +178,8 @@ def test_duplicate_bundle_and_duplicate_member_launch_once() -> None:
     with relay(bulk_routes(), vendor) as r:
         for n in (1, 1, 2):  # the producer published evt-1 twice
             r.send(signup(n))
-        records = receive_all(r)
-        take_the_next_slot(r)
+        records = r.receive_all()
+        take_the_next_slots(r)
         first = r.pipeline().process(records)
         r.acknowledge(first)
         assert first.held == 3
@@ -294,14 +244,10 @@ def test_waiting_for_slots_up_to_the_deadline_is_not_counted_as_deferrals(
         FakeAltcraft(),
     ) as r:
         send_long_signups(r, 24)
-        records = receive_all(r)
-        take_the_next_slot(r)
+        records = r.receive_all()
+        take_the_next_slots(r)
         pipeline = r.pipeline(seconds_left=12.0)
-
-        def sleep(seconds: float) -> None:
-            r.clock.now += seconds
-
-        pipeline.caller._sleep = sleep
+        record_sleeps(r, pipeline)
         pipeline.process(records)
         counted = [rec for _, rec in parked if rec.counted]
         assert not counted, sorted({reason for rec in counted for reason in rec.reasons})
@@ -358,7 +304,7 @@ def test_a_held_record_is_handled_within_max_hold_of_first_reaching_the_relay(
         assert first_seen is not None
         for age in (0.0, 20.0, 45.0, 51.3, 55.0):
             r.clock.now = first_seen + age
-            take_the_next_slot(r)
+            take_the_next_slots(r)
             pipeline = r.pipeline()
             pipeline._gathering = 5.0  # the template's TriggerBatchingWindowSeconds default
             report = pipeline.process([record])

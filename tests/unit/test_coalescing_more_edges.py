@@ -11,43 +11,27 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.helpers.coalescing import CAPPED, SLOW_ACCOUNTS, send_long_signups
-from tests.helpers.relay import ACCOUNTS, FakeAltcraft, Relay, relay, route
+from tests.helpers.coalescing import (
+    CAPPED,
+    SLOW_ACCOUNTS,
+    bulk_routes,
+    gate_and_key,
+    record_parking,
+    record_sleeps,
+    send_long_signups,
+    signup,
+    take_the_next_slots,
+)
+from tests.helpers.relay import ACCOUNTS, FakeAltcraft, relay
 from trigger_relay.functions import trigger as service
 from trigger_relay.pipeline.queue_messages import Handling, Outgoing, unbundle
 from trigger_relay.pipeline.relay import HELD, Status
-from trigger_relay.pipeline.vendor_calls import quota_key
 from trigger_relay.stores.parking import DeferralLimit, Deferrals, ParkedRecord
 from trigger_relay.stores.quota import Grant
-
-BULK = "altcraft.bulk_trigger"
-
-
-def bulk_routes(extra: str = "", params: str = "{trigger_id: 7}", accounts: str = ACCOUNTS) -> str:
-    return accounts + route("welcome-bulk", BULK, params, extra=extra)
-
-
-def signup(n: int) -> dict[str, object]:
-    return {"type": "user.signed_up", "id": f"evt-{n}", "user": {"email": f"user{n}@example.com"}}
-
-
-def gate_and_key(r: Relay):
-    account = r.routes.accounts["ac"]
-    api = r.routes.routes[0].api
-    return r.pipeline().caller.quota, quota_key("ac", account, api), account.limit(api.quota_api)
-
-
-def take_the_next_slots(r: Relay) -> None:
-    gate, key, limit = gate_and_key(r)
-    for _ in range(2):
-        assert isinstance(gate.reserve(key, limit), Grant)
 
 
 def handling_attr(document: str) -> dict[str, Any]:
     return {"trigger_relay": {"DataType": "String", "StringValue": document}}
-
-
-# --- 1. first_seen = NaN passes _seen_by: holds restart and the age limit never ends them ----
 
 
 def test_nan_first_seen_is_clamped_when_read() -> None:
@@ -102,9 +86,6 @@ def test_nan_first_seen_record_is_still_bounded_by_its_age() -> None:
         assert statuses[-1] is Status.REJECTED, f"{statuses}; t0={record.handling.first_seen}"
 
 
-# --- 2. report.calls / recipients: "only calls made" ----------------------------------------
-
-
 def test_report_calls_does_not_count_a_call_never_made() -> None:
     vendor = FakeAltcraft()
     with relay(bulk_routes(), vendor) as r:
@@ -131,9 +112,6 @@ def test_report_calls_counts_a_call_the_vendor_answered_with_a_lock() -> None:
         assert (report.calls, report.recipients) == (1, 1)
 
 
-# --- 3. unbundle ------------------------------------------------------------------------------
-
-
 def test_unbundle_accepts_real_members_with_extra_keys() -> None:
     members = [Outgoing(json.dumps(signup(n)), {}, Handling(f"evt-{n}", 1, 1.0)) for n in (1, 2)]
     ((bundle, _),) = Outgoing.bundles(members)
@@ -152,9 +130,6 @@ def test_a_producer_body_whose_member_body_is_an_object_is_kept_as_sent() -> Non
     raw = {"messageId": "m-1", "body": body, "attributes": {"SentTimestamp": "1700000000000"}}
     (record,) = service.sqs_records({"Records": [raw]})
     assert record.body == body, f"the producer's body became {record.body!r}"
-
-
-# --- 4. parking: a refused bundle retried as single messages -----------------------------------
 
 
 class StubSQS:
@@ -203,12 +178,6 @@ def test_parking_retries_refused_bundles_member_by_member(first, second, expecte
         members = unbundle(body)
         seen |= {m.body for m in members} if members else {body}
     assert seen == delivered
-
-
-# --- 5. _no_room with a chunk() that dedupes ----------------------------------------------------
-
-
-# --- 6. a slot reserved past the deadline: burned, and the deferral is not counted --------------
 
 
 @pytest.mark.parametrize(
@@ -260,20 +229,10 @@ def test_a_slot_past_the_deadline_is_not_reserved(
         )
 
 
-# --- 7. busy deferrals: never straight back, holds within max_hold with gathering -------------
-
-
 def test_busy_non_held_deferral_has_a_delay_of_at_least_one_second(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen: list[tuple[float, ParkedRecord]] = []
-    park = Deferrals.park
-
-    def parking(self: Deferrals, records: list[ParkedRecord]) -> dict[str, str]:
-        seen.extend((self._clock(), rec) for rec in records)
-        return park(self, records)
-
-    monkeypatch.setattr(Deferrals, "park", parking)
+    seen = record_parking(monkeypatch)
     for depth in (10.05, 10.5, 11.0, 14.9, 15.0, 15.5, 40.0):
         with relay(bulk_routes("max_hold_seconds: 0"), FakeAltcraft()) as r:
             gate, key, limit = gate_and_key(r)
@@ -293,14 +252,7 @@ def test_busy_non_held_deferral_has_a_delay_of_at_least_one_second(
 def test_a_held_record_lands_within_max_hold_for_several_windows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen: list[tuple[float, ParkedRecord]] = []
-    park = Deferrals.park
-
-    def parking(self: Deferrals, records: list[ParkedRecord]) -> dict[str, str]:
-        seen.extend((self._clock(), rec) for rec in records)
-        return park(self, records)
-
-    monkeypatch.setattr(Deferrals, "park", parking)
+    seen = record_parking(monkeypatch)
     for gathering in (0.0, 1.0, 2.5, 20.0):
         with relay(bulk_routes("max_hold_seconds: 30"), FakeAltcraft()) as r:
             r.send(signup(1))
@@ -328,14 +280,7 @@ def test_a_free_slot_missed_for_lack_of_time_is_not_a_busy_deferral_straight_bac
     """The quota is free; the invocation passes the "time left" check with 1.2 s, its token
     takes 0.5 s (a Zoho token minted over HTTP), and the free slot it reserves is then "after
     this invocation's deadline": a busy (uncounted) deferral, due at once."""
-    seen: list[tuple[float, ParkedRecord]] = []
-    park = Deferrals.park
-
-    def parking(self: Deferrals, records: list[ParkedRecord]) -> dict[str, str]:
-        seen.extend((self._clock(), rec) for rec in records)
-        return park(self, records)
-
-    monkeypatch.setattr(Deferrals, "park", parking)
+    seen = record_parking(monkeypatch)
     with relay(bulk_routes("max_hold_seconds: 0"), FakeAltcraft()) as r:
         r.send(signup(1))
         (record,) = r.receive()
@@ -380,13 +325,7 @@ def test_waiting_for_slots_in_all_stays_within_max_wait_with_held_calls_too() ->
         records = r.receive_all()
         take_the_next_slots(r)
         pipeline = r.pipeline()
-        slept: list[float] = []
-
-        def sleep(seconds: float) -> None:
-            slept.append(seconds)
-            r.clock.now += seconds
-
-        pipeline.caller._sleep = sleep
+        slept = record_sleeps(r, pipeline)
         report = pipeline.process(records)
         assert report.calls >= 2 and report.held >= 1
         assert sum(slept) <= 10.0 + 1e-9 and pipeline.caller.waited <= 10.0 + 1e-9, slept
