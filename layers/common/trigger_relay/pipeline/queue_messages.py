@@ -187,16 +187,19 @@ def unwrap(body: str, attributes: Mapping[str, Attribute]) -> QueuedMessage:
             return QueuedMessage(body, producer)
     if body.startswith('{"' + ENVELOPE_KEY):
         try:
-            envelope = json.loads(body)
-            inner = envelope[ENVELOPE_KEY]
-            return QueuedMessage(
-                str(inner["body"]),
-                {k: Attribute.from_json(v) for k, v in inner.get("attributes", {}).items()},
-                Handling.from_json(inner.get("handling")),
-            )
+            return _carried(json.loads(body)[ENVELOPE_KEY])
         except (ValueError, KeyError, TypeError):
             pass  # not ours after all: the producer's own body
     return QueuedMessage(body, producer)
+
+
+def _carried(document: Mapping[str, Any]) -> QueuedMessage:
+    """A message the relay wrapped (an envelope, a bundle's member): body, attributes, Handling."""
+    return QueuedMessage(
+        str(document["body"]),
+        {k: Attribute.from_json(v) for k, v in document.get("attributes", {}).items()},
+        Handling.from_json(document.get("handling")),
+    )
 
 
 def unbundle(body: str) -> list[QueuedMessage] | None:
@@ -213,14 +216,7 @@ def unbundle(body: str) -> list[QueuedMessage] | None:
             or not all(isinstance(m, dict) and isinstance(m.get("body"), str) for m in members)
         ):
             return None  # a producer's body that merely starts like a bundle
-        return [
-            QueuedMessage(
-                str(m["body"]),
-                {k: Attribute.from_json(v) for k, v in m.get("attributes", {}).items()},
-                Handling.from_json(m.get("handling")),
-            )
-            for m in members
-        ]
+        return [_carried(m) for m in members]
     except (ValueError, KeyError, TypeError, AttributeError):
         return None  # not ours after all: the producer's own body
 
@@ -241,20 +237,17 @@ class Outgoing:
         handling = json.dumps(self.handling.to_json(), separators=(",", ":"))
         if len(attributes) < MAX_ATTRIBUTES:
             return self.body, {**attributes, HANDLING_ATTRIBUTE: Attribute("String", handling)}
-        envelope = {
-            ENVELOPE_KEY: {
-                "handling": self.handling.to_json(),
-                "attributes": {k: v.to_json() for k, v in attributes.items()},
-                "body": self.body,
-            }
-        }
-        return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")), {}
+        return '{"' + ENVELOPE_KEY + '":' + self._carried(attributes) + "}", {}
 
     def member(self) -> str:
         """This message as a member of a bundle, in JSON."""
+        return self._carried(self.attributes)
+
+    def _carried(self, attributes: Mapping[str, Attribute]) -> str:
+        """Body, attributes and Handling in one JSON document: an envelope's, a member's."""
         document = {
             "handling": self.handling.to_json(),
-            "attributes": {k: v.to_json() for k, v in self.attributes.items()},
+            "attributes": {k: v.to_json() for k, v in attributes.items()},
             "body": self.body,
         }
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"))

@@ -6,9 +6,10 @@
 3. claim the (event, route) pairs in the delivery ledger: pairs settled in the last 24 hours
    are not called again, pairs another invocation holds are deferred;
 4. plan as few calls as the vendors allow, and make them through the shared quota. A call with
-   room for more recipients goes out only if a slot is free now; otherwise its records are held
-   back (deferred together until the next slot, at most their route's ``max_hold_seconds``
-   after they first arrived), so that the calls the quota does allow go out full;
+   room for more recipients goes out only if the next slot is its own; when other callers are
+   queued ahead, its records are held back (deferred together until the next slot, at most
+   their route's ``max_hold_seconds`` after they first arrived), so that the calls the quota
+   does allow go out full;
 5. settle each record: delivered | deferred (re-enqueued with a delay, as the same event) |
    rejected (stored with reasons) | uncertain (the vendor may have acted on it and does not
    deduplicate: stored for an operator, never repeated automatically) | retry (reported to SQS

@@ -157,10 +157,9 @@ class VendorCaller:
                 return token
             if self._deadline - self._clock() < MIN_CALL_SECONDS:  # the token took it
                 return Deferred(self._clock(), "no time left in this invocation")
-            # Without waiting, only the next slot: no other caller queued for one ahead of it
-            # (a wait of at most one interval). Once a request went out, its repeat waits for
-            # a slot like any call.
-            # never a slot this invocation could not use: it would be lost to every caller
+            # What is left of the invocation's wait, and never a slot it could not use (that
+            # slot would be lost to every caller). Without waiting, only the next slot, at most
+            # one interval ahead; once a request went out, its repeat waits like any call.
             time_left = self._deadline - MIN_CALL_SECONDS - self._clock()
             wait_left = max(0.0, min(limit.max_wait_seconds - self.waited, time_left))
             if not (wait or attempt):

@@ -84,8 +84,7 @@ class Deferrals:
         for index, record in enumerate(records):
             by_time.setdefault(record.retry_at or now, []).append(index)
         messages: list[Outgoing] = []
-        carried: list[list[int]] = []
-        singles: list[list[Outgoing]] = []  # each message's members as messages of their own
+        carried: list[list[tuple[int, Outgoing]]] = []  # each message's records, as singles
         for retry_at, indexes in by_time.items():
             members = [
                 Outgoing(
@@ -102,24 +101,23 @@ class Deferrals:
             ]
             for message, positions in Outgoing.bundles(members):
                 messages.append(message)
-                carried.append([indexes[p] for p in positions])
-                singles.append([members[p] for p in positions])
+                carried.append([(indexes[p], members[p]) for p in positions])
         failed = self._writer.send(messages)
         # A bundle SQS refused is tried again as its members, one message each: if one of them
         # were left over, the invocation would have to return the whole bundle it came in.
         retry = [
-            (index, member)
-            for message_index in failed
-            if len(carried[message_index]) > 1
-            for index, member in zip(carried[message_index], singles[message_index], strict=True)
+            single
+            for message, _ in failed.items()
+            if len(carried[message]) > 1
+            for single in carried[message]
         ]
         still = self._writer.send([member for _, member in retry]) if retry else {}
-        singly = {retry[i][0] for i in range(len(retry))} - {retry[i][0] for i in still}
+        resent = {index for n, (index, _) in enumerate(retry) if n not in still}
         return {
             records[index].record_id: reason
-            for message_index, reason in failed.items()
-            for index in carried[message_index]
-            if index not in singly
+            for message, reason in failed.items()
+            for index, _ in carried[message]
+            if index not in resent
         }
 
 
