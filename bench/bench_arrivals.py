@@ -1,8 +1,9 @@
 """Arrival patterns against three policies, on the local stack at Zoho's real limit.
 
 One Zoho Marketing Automation journey, limited as Zoho documents it: 100 calls per 5 minutes,
-then a 30-minute lock (../shared/seeds: "Trigger leads into a journey"; the simulator enforces
-the same). Time is not scaled. Three arrival patterns:
+then a 30-minute lock (Zoho Marketing Automation API, "Trigger leads into a journey"; the
+simulator enforces the same, citing it in simulator/vendors/zoho.py). Time is not scaled.
+Three arrival patterns:
 
 * trickle: Poisson arrivals below the quota, even at one call per event;
 * burst: thousands of events at once, far above what the quota carries at one call per event,

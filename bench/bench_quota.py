@@ -3,8 +3,9 @@
 Several TriggerFunction pollers (processes) drain a backlog into one Zoho API, one event per
 call, for each of the two trigger APIs at its documented limit: Marketing Automation's journey,
 100 calls / 5 min, and Campaigns' workflow, 500 calls / 5 min, both locking for 30 minutes
-(../shared/seeds). The call counts are the vendors'; every duration (the window, the lock and
-the limiter's default 2 s safety margin) is divided by ``--scale``, which changes no ratio.
+(Zoho's API documentation, cited in simulator/vendors/zoho.py). The call counts are the
+vendors'; every duration (the window, the lock and the limiter's default 2 s safety margin) is
+divided by ``--scale``, which changes no ratio.
 The simulator enforces the same limit. Targets: the simulator never locks, no window holds more
 than the limit, the calls use >= 98% of the limit while the backlog waits, and every event is
 delivered exactly once.
