@@ -10,7 +10,7 @@ The simulator enforces the same limit. Targets: the simulator never locks, no wi
 than the limit, the calls use >= 98% of the limit while the backlog waits, and every event is
 delivered exactly once.
 
-Run: .venv/bin/python bench/bench_quota.py [--scale 10] [--windows 3] [--pollers 6]
+Run: .venv/bin/python bench/bench_quota.py [--scale N] [--windows 3] [--pollers 6]
 """
 
 from __future__ import annotations
@@ -39,10 +39,13 @@ from trigger_relay_local.simulator import SimConfig  # noqa: E402
 from trigger_relay_local.stack.embedded import embedded_stack  # noqa: E402
 from trigger_relay_local.stack.local_stack import write_routes  # noqa: E402
 
-# api: (calls per 5 minutes, what an event of that route looks like)
+# api: (calls per 5 minutes, what an event of that route looks like, durations divided by)
+# Campaigns is scaled less: at / 10 its 500 calls come every 60 ms, faster than six pollers
+# turn a record around through moto on two cores (measured: 97.6% there, the formula's 99.2%
+# at / 5), and that would measure this machine instead of the limiter.
 APIS = {
-    "zoho_marketing_automation.journey_trigger": (100, "order"),
-    "zoho_campaigns.workflow_trigger": (500, "signup"),
+    "zoho_marketing_automation.journey_trigger": (100, "order", 10.0),
+    "zoho_campaigns.workflow_trigger": (500, "signup", 5.0),
 }
 WINDOW, LOCK, MARGIN, MAX_WAIT = 300.0, 1800.0, 2.0, 10.0  # seconds, before scaling
 
@@ -86,7 +89,7 @@ def most_in_any_window(times: list[float], window: float) -> int:
 
 
 def run(api: str, scale: float, windows: int, pollers: int) -> list[Row]:
-    calls_allowed, kind = APIS[api]
+    calls_allowed, kind, _ = APIS[api]
     window = WINDOW / scale
     count = calls_allowed * windows
     config = SimConfig.demo()
@@ -130,6 +133,7 @@ def run(api: str, scale: float, windows: int, pollers: int) -> list[Row]:
 
     name = api.split(".")[0]
     return [
+        Row(f"{name}: durations divided by", scale),
         Row(f"{name}: events sent", count),
         Row(f"{name}: vendor calls accepted", len(calls)),
         Row(f"{name}: vendor calls refused (lock/limit)", len(refused), "== 0"),
@@ -158,20 +162,17 @@ def run(api: str, scale: float, windows: int, pollers: int) -> list[Row]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scale", type=float, default=10.0, help="durations divided by this")
+    parser.add_argument(
+        "--scale", type=float, help="durations divided by this (default: per API, 10 or 5)"
+    )
     parser.add_argument("--windows", type=int, default=3, help="backlog: this many windows")
     parser.add_argument("--pollers", type=int, default=6)
     parser.add_argument("--api", choices=sorted(APIS), action="append")
     args = parser.parse_args()
     rows = []
     for api in args.api or list(APIS):
-        rows += run(api, args.scale, args.windows, args.pollers)
-    finish(
-        print_table(
-            f"Shared quota under a backlog, the vendors' limits (durations / {args.scale:g})",
-            rows,
-        )
-    )
+        rows += run(api, args.scale or APIS[api][2], args.windows, args.pollers)
+    finish(print_table("Shared quota under a backlog, the vendors' limits, faster clock", rows))
 
 
 if __name__ == "__main__":

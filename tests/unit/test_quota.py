@@ -199,3 +199,42 @@ def test_never_more_than_the_limit_in_any_window(
         heapq.heappush(arrivals, (max(next_at, real.now + 0.001), i))
     assert calls_in_any_window(vendor_times, window) <= calls
     assert denied_while_idle == 0
+
+
+def test_a_denial_the_last_answer_implies_costs_no_request(dynamodb) -> None:
+    clock = Clock()
+    gate, other = QuotaGate(TABLE, dynamodb, clock), QuotaGate(TABLE, dynamodb, clock)
+    limit = Limit(calls=11, window_seconds=10.5, safety_margin_seconds=0, max_wait_seconds=1.5)
+    assert all(isinstance(gate.reserve("k", limit), Grant) for _ in range(2))  # now, +1
+    denial = gate.reserve("k", limit)  # tat is 2 s ahead: beyond max_wait
+    assert denial == Denial(retry_at=clock.now + 0.5, locked=False)
+    before = gate.requests
+    clock.now += 0.25
+    # tat only moves forward: still beyond reach, answered without asking the table
+    assert gate.reserve("k", limit) == Denial(retry_at=clock.now + 0.25, locked=False)
+    assert gate.requests == before
+    clock.now += 0.25  # the floor is within reach now: the table is asked, and grants
+    assert isinstance(gate.reserve("k", limit), Grant)
+    assert gate.requests > before
+    # within reach of the floor, another environment's reservations have moved tat past it:
+    # the table is asked, once, and refuses
+    clock.now += 1.5
+    other_grants = [other.reserve("k", limit, max_wait=60) for _ in range(3)]
+    assert all(isinstance(g, Grant) for g in other_grants)
+    asked = gate.requests
+    assert isinstance(gate.reserve("k", limit), Denial)
+    assert gate.requests == asked + 1
+
+
+def test_a_lock_seen_is_answered_locally_until_it_ends(dynamodb) -> None:
+    clock = Clock()
+    gate, other = QuotaGate(TABLE, dynamodb, clock), QuotaGate(TABLE, dynamodb, clock)
+    limit = Limit(calls=100, window_seconds=300, lock_seconds=1800)
+    until = other.record_lock("k", limit.lock_seconds)
+    assert gate.reserve("k", limit) == Denial(retry_at=until, locked=True)
+    before = gate.requests
+    clock.now += 60
+    assert gate.reserve("k", limit) == Denial(retry_at=until, locked=True)
+    assert gate.requests == before
+    clock.now = until + 0.001
+    assert isinstance(gate.reserve("k", limit), Grant)

@@ -26,7 +26,8 @@ Under a backlog ``tat`` is ahead of every clock and every reservation is one con
 ``UpdateItem`` that succeeds;
 concurrent callers are serialised by DynamoDB and get distinct slots. The lock check is part of
 the same condition, and a refused condition returns the item (``ALL_OLD``), so a denial costs
-no extra read and says when to come back.
+no extra read and says when to come back. Because ``tat`` and the lock end only move forward,
+each Lambda keeps the last ones it saw, and a denial they already imply costs no request.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class QuotaGate:
         self._client = client
         self._clock = clock
         self._tat_seen: dict[str, int] = {}  # last tat seen per key, to pick the likely form
+        self._lock_seen: dict[str, int] = {}  # latest lock end seen per key
         self.requests = 0  # DynamoDB requests made, for metrics and benchmarks
 
     def reserve(self, key: str, limit: Limit, max_wait: float | None = None) -> Grant | Denial:
@@ -146,7 +148,16 @@ class QuotaGate:
         # from the value that came back: a compare-and-set, which a clock passing tat between
         # the two requests cannot refuse (with intervals shorter than a round trip, guessing
         # the form again could be wrong every time).
-        backlog = self._tat_seen.get(key, 0) >= _ms(self._clock()) - max(2 * interval, _RECENT_MS)
+        now = _ms(self._clock())
+        # tat and locked_until only ever move forward, so what this environment saw last is a
+        # floor: while it is beyond reach the table would refuse too, and asking only costs a
+        # write (under a backlog, concurrent Lambdas would otherwise re-ask for every record).
+        known_tat, known_lock = self._tat_seen.get(key, 0), self._lock_seen.get(key, 0)
+        if known_lock > now:
+            return Denial(known_lock / 1000, locked=True)
+        if known_tat > now + wait_ms:
+            return Denial((known_tat - wait_ms) / 1000, locked=False)
+        backlog = known_tat >= now - max(2 * interval, _RECENT_MS)
         seen: int | None = None
         for _ in range(4):
             now = _ms(self._clock())
@@ -184,6 +195,7 @@ class QuotaGate:
                 seen = int(item.get("tat", {"N": "0"})["N"])
                 self._tat_seen[key] = seen
                 if locked_until > now:
+                    self._lock_seen[key] = locked_until
                     return Denial(locked_until / 1000, locked=True)
                 if seen > now + wait_ms:
                     return Denial((seen - wait_ms) / 1000, locked=False)
@@ -195,6 +207,7 @@ class QuotaGate:
     def record_lock(self, key: str, seconds: float) -> float:
         """Record a lock the vendor reported, for every caller; returns when it ends."""
         until = _ms(self._clock() + seconds)
+        self._lock_seen[key] = max(until, self._lock_seen.get(key, 0))
         with contextlib.suppress(_Refused):  # refused: a later lock end is already recorded
             self._update(
                 key,
