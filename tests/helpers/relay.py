@@ -33,6 +33,7 @@ from trigger_relay.stores.parking import (
     RejectedStore,
 )
 from trigger_relay.stores.quota import QuotaGate
+from trigger_relay.stores.tickets import SlotTickets
 from trigger_relay_local.lambda_runtime.poller import lambda_record
 from trigger_relay_local.stack import moto_patches
 
@@ -130,6 +131,9 @@ class Relay:
     clock: Clock
     secrets: dict[str, dict[str, str]] = field(default_factory=lambda: dict(SECRETS))
     deferral_limit: DeferralLimit = field(default_factory=DeferralLimit)
+    # book slots ahead for records sent back to the queue, as the trigger function does
+    tickets: bool = False
+    gathering_seconds: float = 0.0
 
     @property
     def queue_url(self) -> str:
@@ -146,6 +150,8 @@ class Relay:
             deadline=self.clock.now + seconds_left,
             clock=self.clock,
             sleep=lambda s: None,
+            gathering_seconds=self.gathering_seconds,
+            book_ahead=self.tickets,
         )
         return TriggerPipeline(
             self.routes,
@@ -155,6 +161,8 @@ class Relay:
             RejectedStore("bucket", s3, self.clock, prefix=REJECTED_PREFIX),
             RejectedStore("bucket", s3, self.clock, prefix=UNCERTAIN_PREFIX),
             deferral_limit=self.deferral_limit,
+            gathering_seconds=self.gathering_seconds,
+            tickets=SlotTickets("quota", dynamodb) if self.tickets else None,
             clock=self.clock,
         )
 

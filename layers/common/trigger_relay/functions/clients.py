@@ -18,6 +18,7 @@ from trigger_relay.pipeline.routes import RoutesFile, load_routes
 from trigger_relay.pipeline.vendor_calls import HTTP_TIMEOUT
 from trigger_relay.stores.credentials import Credentials, MintedTokens, SharedTokenStore
 from trigger_relay.stores.quota import QuotaGate
+from trigger_relay.stores.tickets import SlotTickets
 
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=20)
 
@@ -46,6 +47,12 @@ def routes(path: Path) -> RoutesFile:
 def quota_gate(table: str) -> QuotaGate:
     """One gate per execution environment: it remembers each schedule's state between calls."""
     return QuotaGate(table, aws("dynamodb"))
+
+
+@lru_cache(maxsize=4)
+def slot_tickets(table: str) -> SlotTickets:
+    """One per execution environment: the signing secret is read once."""
+    return SlotTickets(table, aws("dynamodb"))
 
 
 @lru_cache(maxsize=4)

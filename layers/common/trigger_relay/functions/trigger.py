@@ -55,6 +55,8 @@ def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> 
         clients.quota_gate(settings.quota_table),
         clients.credentials(settings.quota_table),
         deadline=deadline,
+        gathering_seconds=settings.batching_window_seconds,
+        book_ahead=True,
     )
     s3 = clients.aws("s3")
     return TriggerPipeline(
@@ -67,6 +69,7 @@ def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> 
         RejectedStore(settings.rejected_bucket, s3, prefix=UNCERTAIN_PREFIX),
         deferral_limit=DeferralLimit(settings.max_deferrals, settings.max_deferral_age_seconds),
         gathering_seconds=settings.batching_window_seconds,
+        tickets=clients.slot_tickets(settings.quota_table),
     )
 
 
@@ -122,9 +125,14 @@ def _seen_by(handling: Handling, now: float) -> Handling:
 def run(records: list[InboundRecord], context: LambdaContext | None) -> BatchReport:
     settings = TriggerSettings.from_env()
     pipeline = build_pipeline(settings, context)
-    quota_before = pipeline.caller.quota.requests
+    tickets = clients.slot_tickets(settings.quota_table)
+
+    def quota_requests() -> int:  # the schedule's, and reading the tickets' secret
+        return pipeline.caller.quota.requests + tickets.requests
+
+    before = quota_requests()
     report = pipeline.process(records)
-    _publish(report, pipeline, len(records), pipeline.caller.quota.requests - quota_before)
+    _publish(report, pipeline, len(records), quota_requests() - before)
     return report
 
 
@@ -177,6 +185,8 @@ def _publish(
     add(name="EventsHeld", unit=MetricUnit.Count, value=report.held)
     add(name="VendorLocks", unit=MetricUnit.Count, value=pipeline.caller.locks)
     add(name="QuotaRequests", unit=MetricUnit.Count, value=quota_requests)
+    add(name="SlotsBooked", unit=MetricUnit.Count, value=pipeline.caller.booked)
+    add(name="SlotTicketsUsed", unit=MetricUnit.Count, value=pipeline.caller.tickets_used)
     add(name="LedgerRequests", unit=MetricUnit.Count, value=pipeline.ledger.requests)
     by_api: Counter[str] = Counter()
     for call in calls:

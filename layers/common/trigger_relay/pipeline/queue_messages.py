@@ -136,6 +136,8 @@ class Handling:
     # with the record so that a copy handled after the ledger forgot it (an operator's redrive
     # a day later) does not repeat them. None: every route the event matches.
     routes: tuple[str, ...] | None = None
+    # A quota slot booked for this record's call, signed (stores/tickets.py); checked on use.
+    ticket: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -145,6 +147,8 @@ class Handling:
         }
         if self.routes is not None:
             document["r"] = list(self.routes)
+        if self.ticket:
+            document["tk"] = self.ticket
         return document
 
     @classmethod
@@ -155,6 +159,7 @@ class Handling:
         first_seen = value.get("t0")
         deferrals = value.get("n", 0)
         routes = value.get("r")
+        ticket = value.get("tk")
         return cls(
             str(event_id) if event_id else None,
             deferrals if isinstance(deferrals, int) and deferrals >= 0 else 0,
@@ -162,6 +167,7 @@ class Handling:
             if isinstance(first_seen, int | float) and math.isfinite(first_seen)
             else None,
             tuple(str(r) for r in routes) if isinstance(routes, list) else None,
+            ticket if isinstance(ticket, str) and ticket else None,
         )
 
 

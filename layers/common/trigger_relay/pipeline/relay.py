@@ -36,6 +36,7 @@ from trigger_relay.pipeline.routes import RoutesFile
 from trigger_relay.pipeline.vendor_calls import Deferred, VendorCaller
 from trigger_relay.stores.ledger import Claims, DeliveryLedger
 from trigger_relay.stores.parking import DeferralLimit, Deferrals, ParkedRecord, RejectedStore
+from trigger_relay.stores.tickets import SlotTickets
 from trigger_relay.vendors.outcomes import CallResult, Outcome
 
 # A partly settled record that must be retried comes back after this long, as a copy.
@@ -85,6 +86,7 @@ class _Progress:
     uncertain: list[str] = field(default_factory=list)  # found now: to be stored
     uncertain_keys: list[str] = field(default_factory=list)
     uncertain_earlier: list[str] = field(default_factory=list)  # stored by an earlier run
+    ticket: str | None = None  # a slot booked for its call, to carry back (signed)
     routes: list[str] | None = None  # the routes this event is handled on (None: not parsed)
     settled: set[str] = field(default_factory=set)  # routes delivered or uncertain
 
@@ -121,7 +123,8 @@ class _Progress:
             # a record no route took (no match, bad event) keeps what it had: every route, so
             # that a redrive after the routes file is fixed routes it afresh
             routes = self.pending() if self.routes else r.handling.routes
-        handling = replace(r.handling, event_id=self.event_id, routes=routes)
+        # a ticket brought in was used or dropped here: only one issued now goes on
+        handling = replace(r.handling, event_id=self.event_id, routes=routes, ticket=self.ticket)
         return ParkedRecord(
             r.record_id,
             r.body,
@@ -178,11 +181,13 @@ class TriggerPipeline:
         *,
         deferral_limit: DeferralLimit | None = None,
         gathering_seconds: float = 0.0,
+        tickets: SlotTickets | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``gathering_seconds``: how long the event source mapping may gather a batch (its
         batching window). Records deferred for a slot come back that much before it, so that
-        the invocation that gets them is running when the slot comes."""
+        the invocation that gets them is running when the slot comes. ``tickets``: signs the
+        slots booked for records sent back to wait for them (without, none is carried)."""
         self._routes = routes
         self.caller = caller
         self.ledger = ledger
@@ -191,12 +196,14 @@ class TriggerPipeline:
         self._uncertain = uncertain or rejected
         self._limit = deferral_limit or DeferralLimit()
         self._gathering = gathering_seconds
+        self._tickets = tickets
         self._clock = clock
 
     def process(self, records: list[InboundRecord]) -> BatchReport:
         progress = {r.record_id: _Progress(r) for r in records}
         deliveries = self._deliveries(records, progress)
         claims = self._claim(deliveries, progress)
+        self._bring_tickets(deliveries, claims, progress)
         pending = []
         for delivery in deliveries:
             record, key, tag = (
@@ -237,7 +244,7 @@ class TriggerPipeline:
                 # is not gathered for the window, and would come straight back
                 back = result.retry_at - self._gathering
                 back = back if back > self._clock() + 1 else result.retry_at
-                if hold is not None:
+                if hold is not None and result.ticket is None:
                     until, step = hold
                     # on a grid of whole steps shared by every invocation: what different
                     # invocations held comes back at the same moment, to be planned together
@@ -320,6 +327,38 @@ class TriggerPipeline:
                 )
             return Claims()
 
+    def _bring_tickets(
+        self, deliveries: list[Delivery], claims: Claims, progress: dict[str, _Progress]
+    ) -> None:
+        """Hand the caller the slots booked for these records. A ticket counts only on a record
+        whose claim this invocation holds (a copy SQS delivered twice is claimed once), and
+        only if the relay signed it (a producer can write any message attribute)."""
+        if self._tickets is None:
+            return
+        holders = {d.record_id for d in deliveries if d.ledger_key in claims.mine}
+        for record_id in sorted(holders):
+            token = progress[record_id].record.handling.ticket
+            if not token:
+                continue
+            try:
+                ticket = self._tickets.check(token)
+            except (BotoCoreError, ClientError) as exc:  # the secret could not be read
+                logger.warning("slot ticket not checked", extra={"error": type(exc).__name__})
+                return
+            if ticket is None:
+                logger.warning("slot ticket not the relay's", extra={"record_id": record_id})
+            else:
+                self.caller.bring(ticket)
+
+    def _ticket_for(self, result: Deferred) -> str | None:
+        if result.ticket is None or self._tickets is None:
+            return None
+        try:
+            return self._tickets.issue(result.ticket)
+        except (BotoCoreError, ClientError) as exc:  # the slot goes unused; nothing else is lost
+            logger.warning("slot ticket not issued", extra={"error": type(exc).__name__})
+            return None
+
     def _hold(
         self, call: PlannedCall, progress: dict[str, _Progress]
     ) -> tuple[float, float] | None:
@@ -376,6 +415,10 @@ class TriggerPipeline:
         claims: Claims,
     ) -> None:
         delivered_keys = []
+        if isinstance(result, Deferred) and result.ticket is not None:
+            # one record carries the booked slot back, so that one invocation can use it
+            first = next(iter(call.deliveries.values()))[0]
+            progress[first.record_id].ticket = self._ticket_for(result)
         for key, group in call.deliveries.items():
             for delivery in group:
                 record = progress[delivery.record_id]

@@ -10,6 +10,7 @@ the time left before the deadline.
 
 from __future__ import annotations
 
+import bisect
 import concurrent.futures
 import functools
 import time
@@ -23,7 +24,8 @@ from trigger_relay.observability import logger
 from trigger_relay.pipeline.routes import Account
 from trigger_relay.stores import quota
 from trigger_relay.stores.credentials import Credentials, CredentialsError
-from trigger_relay.stores.quota import Denial, Limit, QuotaGate
+from trigger_relay.stores.quota import Denial, Grant, Limit, QuotaGate
+from trigger_relay.stores.tickets import Ticket
 from trigger_relay.vendors.outcomes import CallResult, Outcome
 from trigger_relay.vendors.vendor import TriggerApi
 
@@ -33,6 +35,10 @@ MIN_CALL_SECONDS = 1.0  # no call starts with less time than this before the dea
 CREDENTIALS_RETRY_SECONDS = 120.0  # an account whose credentials failed waits this long
 LATE_SLOTS = 3  # slots that came back too late to use, before the call is deferred
 LATENESS_KEPT = 0.25  # a slot with less than this share of its lateness allowance left is unused
+# Records waiting on the queue for a booked slot come back this long before it (and a batching
+# window earlier still): SQS rounds delays up to whole seconds, and the message must be polled,
+# so they are back 2 to 3 s early.
+BOOKED_LEAD_SECONDS = 3.0
 
 
 class CallOutlived(RuntimeError):
@@ -67,6 +73,8 @@ class Deferred:
     retry_at: float
     reason: str
     busy: bool = False  # only because the schedule is full (no lock, no failure)
+    # a slot booked for this call: the invocation that gets its records back calls in it
+    ticket: Ticket | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +108,9 @@ class VendorCaller:
     """Makes one planned call within the shared quota, or says when it can be made.
 
     ``deadline`` is when every call must have ended (the invocation's end, less the time the
-    pipeline needs to settle the batch)."""
+    pipeline needs to settle the batch). ``book_ahead``: slots may be booked for records sent
+    back to the queue (the pipeline carries the tickets); ``gathering_seconds``: the event
+    source mapping's batching window, by which such records may come back late."""
 
     def __init__(
         self,
@@ -111,6 +121,8 @@ class VendorCaller:
         deadline: float,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        gathering_seconds: float = 0.0,
+        book_ahead: bool = False,
     ) -> None:
         self._http = http
         self.quota = quota
@@ -123,6 +135,40 @@ class VendorCaller:
         self.calls: list[CallStats] = []
         self.locks = 0  # vendor answers that locked an API
         self.waited = 0.0  # seconds this invocation spent waiting for slots, billed
+        self._gathering = gathering_seconds
+        self._book_ahead = book_ahead
+        self._tickets: dict[str, list[float]] = {}  # slots booked earlier, brought back
+        self._lock_read: dict[str, float] = {}  # lock ends read for using them, by key
+        self.booked = 0  # slots booked for records sent back to wait on the queue
+        self.tickets_used = 0
+
+    def bring(self, ticket: Ticket) -> None:
+        """A slot booked earlier, brought back by a record this invocation holds the claim of:
+        the next call of its quota key uses it instead of reserving."""
+        bisect.insort(self._tickets.setdefault(ticket.quota_key, []), ticket.slot_at)
+
+    def _booked(self, key: str, limit: Limit) -> Grant | None:
+        """The earliest slot brought back for ``key`` that is still usable: not past the
+        limit's lateness, and the API not locked since it was booked (the lock is read once
+        per invocation and key; the reservation's own condition would have checked it)."""
+        slots = self._tickets.get(key)
+        usable_from = self._clock() - limit.lateness_seconds * (1 - LATENESS_KEPT)
+        while slots and slots[0] < usable_from:
+            slots.pop(0)
+        if not slots:
+            return None
+        if key not in self._lock_read:
+            self._lock_read[key] = self.quota.locked_until(key)
+        if self._lock_read[key] > self._clock():
+            return None
+        return Grant(slots.pop(0))
+
+    def _books(self, limit: Limit) -> bool:
+        """Whether records sent back for a slot can wait for it, when they are back, within the
+        limit's ``max_wait_seconds`` (the batching window may have gathered them for that long)."""
+        return self._book_ahead and (
+            limit.max_wait_seconds >= BOOKED_LEAD_SECONDS + self._gathering
+        )
 
     def call(
         self,
@@ -142,7 +188,10 @@ class VendorCaller:
         without, only the next slot for the first request, at most one interval ahead (the
         call is deferred, ``busy``, when other callers are queued for slots before it).
         ``max_wait_seconds`` bounds the invocation's waiting in all: each call may wait only
-        what earlier calls left of it, and never for a slot past the invocation's deadline."""
+        what earlier calls left of it, and never for a slot past the invocation's deadline.
+        A waiting call whose slot is further ahead than that books it (up to the limit's
+        ``booking_seconds``): it is deferred with a ticket for the slot, and its records come
+        back to the queue just before it. A slot brought back is used before any other."""
         key = quota_key(account_name, account, api)
         limit = account.limit(api.quota_api)
         base_url = api.base_url(account.data_centre, account.base_url) or ""
@@ -162,20 +211,44 @@ class VendorCaller:
             # one interval ahead; once a request went out, its repeat waits like any call.
             time_left = self._deadline - MIN_CALL_SECONDS - self._clock()
             wait_left = max(0.0, min(limit.max_wait_seconds - self.waited, time_left))
+            books = bool(wait or attempt) and self._books(limit)
             if not (wait or attempt):
                 wait_left = min(wait_left, limit.interval)
-            decision = self.quota.reserve(key, limit, wait_left)
+            brought = self._booked(key, limit)
+            decision: Grant | Denial
+            if brought is not None:
+                decision = brought
+            else:
+                ahead = max(wait_left, limit.booking_seconds) if books else wait_left
+                decision = self.quota.reserve(key, limit, ahead)
             if isinstance(decision, Denial):
                 if decision.locked:
+                    self._lock_read[key] = decision.retry_at
                     return Deferred(decision.retry_at, "vendor lock recorded")
-                # back when a fresh invocation could wait for the slot: this one may have
-                # had less than max_wait left, and coming back later would lose the slot
-                back = decision.retry_at + wait_left - limit.max_wait_seconds
+                # back when a fresh invocation could wait for (or book) the slot: this one
+                # may have had less than max_wait left, and coming back later would lose it
+                back = decision.retry_at
+                if not books:
+                    back += wait_left - limit.max_wait_seconds
                 return Deferred(max(back, self._clock()), "quota: no free slot", busy=True)
-            if decision.slot_at + MIN_CALL_SECONDS > self._deadline:
+            if decision.slot_at + MIN_CALL_SECONDS > self._deadline and not (books or brought):
                 return Deferred(
                     decision.slot_at, "quota: slot after this invocation's deadline", busy=True
                 )
+            if (
+                decision.slot_at - self._clock() > wait_left
+                or decision.slot_at + MIN_CALL_SECONDS > self._deadline
+            ):
+                # further ahead than this invocation may wait: the slot stays booked, and the
+                # records wait for it on the queue instead of in a billed Lambda
+                self.booked += 1
+                return Deferred(
+                    decision.slot_at - BOOKED_LEAD_SECONDS,
+                    "quota: slot booked, waiting on the queue",
+                    busy=True,
+                    ticket=Ticket(key, decision.slot_at),
+                )
+            self.tickets_used += brought is not None
             pause = max(0.0, decision.slot_at - self._clock())
             self.waited += pause
             self._sleep(pause)
@@ -191,6 +264,7 @@ class VendorCaller:
             if result.locked:
                 seconds = limit.lock_seconds if result.retry_after is None else result.retry_after
                 until = self.quota.record_lock(key, seconds)
+                self._lock_read[key] = until  # no slot brought back is used until it ends
                 self.locks += 1
                 logger.warning("vendor lock", extra={"quota_key": key, "locked_until": until})
                 return Deferred(until, f"vendor locked the API ({result.vendor_code})")

@@ -87,6 +87,12 @@ class Limit(BaseModel):
     def interval(self) -> float:
         return self.interval_ms / 1000
 
+    @property
+    def booking_seconds(self) -> float:
+        """How far ahead a full call may book a slot it cannot wait for (its records then wait
+        on the queue, stores/tickets.py): a fifth of the window, within SQS's 900 s delay."""
+        return min(self.window_seconds / 5, 840.0)
+
     def utilisation(self) -> float:
         """The share of the documented limit a backlog gets: window / interval per window."""
         return (self.window_seconds / self.interval) / self.calls
@@ -203,6 +209,22 @@ class QuotaGate:
             self._tat_seen[key] = tat
             return Grant((tat - interval) / 1000)
         return Denial(self._clock() + limit.interval, locked=False)
+
+    def locked_until(self, key: str) -> float:
+        """When the API's recorded lock ends (0: none), read from the table: a slot booked
+        earlier is not used while another Lambda has recorded a lock since."""
+        self.requests += 1
+        item = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": key}},
+            ProjectionExpression="tat, locked_until",
+            ConsistentRead=True,
+        ).get("Item", {})
+        tat = int(item.get("tat", {"N": "0"})["N"])
+        locked_until = int(item.get("locked_until", {"N": "0"})["N"])
+        self._tat_seen[key] = max(tat, self._tat_seen.get(key, 0))
+        self._lock_seen[key] = max(locked_until, self._lock_seen.get(key, 0))
+        return self._lock_seen[key] / 1000
 
     def record_lock(self, key: str, seconds: float) -> float:
         """Record a lock the vendor reported, for every caller; returns when it ends."""

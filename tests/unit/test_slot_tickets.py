@@ -1,0 +1,187 @@
+"""Slots booked for records sent back to the queue: a full call whose slot is further ahead than
+its invocation may wait keeps the slot, and the records bring it back. Counted at the fake
+vendor and in the quota item: a ticket never adds a call to the schedule, is used at most once,
+only in its slot, and only if the relay issued it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from tests.helpers.coalescing import (
+    SLOW_ACCOUNTS,
+    bulk_routes,
+    gate_and_key,
+    record_parking,
+    record_sleeps,
+    signup,
+)
+from tests.helpers.relay import FakeAltcraft, Relay, relay
+from trigger_relay.pipeline.queue_messages import HANDLING_ATTRIBUTE
+from trigger_relay.pipeline.relay import Status
+from trigger_relay.pipeline.vendor_calls import BOOKED_LEAD_SECONDS
+from trigger_relay.stores.ledger import DeliveryLedger
+from trigger_relay.stores.quota import Grant, QuotaGate
+from trigger_relay.stores.tickets import SlotTickets, Ticket
+
+BACKLOG_SECONDS = 20.0  # other Lambdas hold the slots this far ahead: more than max_wait (10 s)
+
+
+@contextmanager
+def backlogged(vendor: FakeAltcraft) -> Iterator[Relay]:
+    """A relay that books slots, on an API whose next free slot is 20 s away."""
+    with relay(bulk_routes("max_hold_seconds: 0", accounts=SLOW_ACCOUNTS), vendor) as r:
+        r.tickets = True
+        gate, key, limit = gate_and_key(r)
+        while isinstance(gate.reserve(key, limit, max_wait=BACKLOG_SECONDS), Grant):
+            pass
+        yield r
+
+
+def granted(r: Relay) -> int:
+    _, key, _ = gate_and_key(r)
+    item = r.aws["dynamodb"].get_item(TableName="quota", Key={"pk": {"S": key}})["Item"]
+    return int(item["granted"]["N"])
+
+
+def book(r: Relay, seen: list) -> tuple[Ticket, float]:
+    """Send a signup and handle it: its slot is booked; returns the ticket and the delay."""
+    r.send(signup(1))
+    before = granted(r)
+    (record,) = r.receive()
+    report = r.pipeline().process([record])
+    r.acknowledge(report)
+    assert report.statuses[record.record_id] is Status.DEFERRED
+    assert granted(r) == before + 1  # one slot reserved: the booked one
+    (at, parked) = seen[-1]
+    assert parked.handling.ticket
+    ticket = SlotTickets("quota", r.aws["dynamodb"]).check(parked.handling.ticket)
+    assert ticket is not None
+    return ticket, parked.retry_at - at
+
+
+def test_a_booked_slot_comes_back_with_its_records_and_is_used_without_reserving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vendor = FakeAltcraft()
+    with backlogged(vendor) as r:
+        seen = record_parking(monkeypatch)
+        start = r.clock.now
+        ticket, delay = book(r, seen)
+        assert BACKLOG_SECONDS - 1 < ticket.slot_at - start < BACKLOG_SECONDS + 4
+        # back just before its slot, not after a wait in a billed Lambda
+        assert delay == pytest.approx(ticket.slot_at - start - BOOKED_LEAD_SECONDS, abs=0.01)
+        assert vendor.requests == 0
+        r.clock.now = start + delay
+        before = granted(r)
+        (record,) = r.receive()
+        pipeline = r.pipeline()
+        slept = record_sleeps(r, pipeline)
+        report = pipeline.process([record])
+        assert report.statuses[record.record_id] is Status.DELIVERED
+        assert granted(r) == before  # the booked slot, not a new one
+        assert sum(slept) == pytest.approx(BOOKED_LEAD_SECONDS, abs=0.01)
+        assert r.clock.now == pytest.approx(ticket.slot_at)  # called in its slot
+        assert vendor.launched == [("7", "user1@example.com")]
+        assert pipeline.caller.tickets_used == 1
+
+
+def test_a_ticket_the_relay_did_not_issue_is_ignored() -> None:
+    vendor = FakeAltcraft()
+    with backlogged(vendor) as r:
+        _, key, _ = gate_and_key(r)
+        other = SlotTickets("quota", r.aws["dynamodb"])
+        other._secret = b"a producer's guess" * 2
+        tokens = (
+            other.issue(Ticket(key, r.clock.now)),  # signed with another secret
+            f"{round(r.clock.now * 1000)}.{'0' * 64}.{key}",
+            "not a ticket",
+        )
+        for n, token in enumerate(tokens):
+            handling = json.dumps({"tk": token})
+            r.send(
+                signup(n),
+                {HANDLING_ATTRIBUTE: {"DataType": "String", "StringValue": handling}},
+            )
+        before = granted(r)
+        records = r.receive_all()
+        report = r.pipeline().process(records)
+        # reserved like any call: the slot 20 s away is booked, nothing is sent now
+        assert set(report.statuses.values()) == {Status.DEFERRED}
+        assert granted(r) == before + 1
+        assert vendor.requests == 0
+
+
+def test_a_ticket_past_its_slot_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    vendor = FakeAltcraft()
+    with backlogged(vendor) as r:
+        seen = record_parking(monkeypatch)
+        ticket, _ = book(r, seen)
+        r.clock.now = ticket.slot_at + 5  # back too late: another caller's slot follows
+        before = granted(r)
+        (record,) = r.receive()
+        pipeline = r.pipeline()
+        record_sleeps(r, pipeline)
+        report = pipeline.process([record])
+        assert report.statuses[record.record_id] is Status.DELIVERED
+        assert granted(r) == before + 1  # a slot of its own
+        assert pipeline.caller.tickets_used == 0
+
+
+def test_a_copy_whose_claim_another_invocation_holds_neither_uses_nor_carries_the_ticket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vendor = FakeAltcraft()
+    with backlogged(vendor) as r:
+        seen = record_parking(monkeypatch)
+        _, delay = book(r, seen)
+        r.clock.now += delay
+        (record,) = r.receive()
+        # SQS gave the same message to another invocation, which holds the claim
+        ledger = DeliveryLedger("ledger", r.aws["dynamodb"], r.clock, hold_seconds=60)
+        route = r.routes.routes[0].name
+        claims = ledger.claim([f"{record.handling.event_id}#{route}"], set())
+        assert claims.mine
+        before = granted(r)
+        pipeline = r.pipeline()
+        report = pipeline.process([record])
+        assert report.statuses[record.record_id] is Status.DEFERRED
+        assert vendor.requests == 0 and granted(r) == before
+        assert pipeline.caller.tickets_used == 0
+        assert seen[-1][1].handling.ticket is None  # the copy goes back without it
+
+
+def test_a_lock_recorded_after_booking_stops_the_ticket(monkeypatch: pytest.MonkeyPatch) -> None:
+    vendor = FakeAltcraft()
+    with backlogged(vendor) as r:
+        seen = record_parking(monkeypatch)
+        _, delay = book(r, seen)
+        _, key, limit = gate_and_key(r)
+        # another Lambda's call was answered with a lock meanwhile
+        QuotaGate("quota", r.aws["dynamodb"], r.clock).record_lock(key, limit.lock_seconds)
+        r.clock.now += delay
+        (record,) = r.receive()
+        pipeline = r.pipeline()
+        report = pipeline.process([record])
+        assert report.statuses[record.record_id] is Status.DEFERRED
+        assert vendor.requests == 0
+        assert pipeline.caller.tickets_used == 0
+        assert "vendor lock recorded" in report.reasons[record.record_id][0]
+
+
+def test_without_time_to_wait_for_a_booked_slot_nothing_is_booked() -> None:
+    """A batching window longer than max_wait less the lead: records sent back could not be
+    waited for in time, so slots are not booked (a denial, as without tickets)."""
+    vendor = FakeAltcraft()
+    with backlogged(vendor) as r:
+        r.gathering_seconds = 8.0  # + the 3 s lead > max_wait (10 s)
+        r.send(signup(1))
+        before = granted(r)
+        (record,) = r.receive()
+        report = r.pipeline().process([record])
+        assert report.statuses[record.record_id] is Status.DEFERRED
+        assert granted(r) == before
+        assert vendor.requests == 0
