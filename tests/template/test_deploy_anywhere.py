@@ -437,7 +437,9 @@ def actions_the_code_calls() -> set[str]:
                 actions.add(f"{service}:{_ACTION_OF.get((service, operation), operation)}")
     if "TransactItems" in code:
         actions |= {
-            f"dynamodb:{kind}Item" for kind in ("Put", "Update", "Delete") if f'"{kind}"' in code
+            f"dynamodb:{kind}Item"
+            for kind in ("Put", "Update", "Delete", "ConditionCheck")
+            if f'"{kind}"' in code
         }
     return actions
 

@@ -238,3 +238,23 @@ def test_a_lock_seen_is_answered_locally_until_it_ends(dynamodb) -> None:
     assert gate.requests == before
     clock.now = until + 0.001
     assert isinstance(gate.reserve("k", limit), Grant)
+
+
+def test_a_booked_slot_is_spent_once_and_not_while_locked(dynamodb) -> None:
+    clock = Clock()
+    gate, other = QuotaGate(TABLE, dynamodb, clock), QuotaGate(TABLE, dynamodb, clock)
+    limit = Limit(calls=100, window_seconds=300, lock_seconds=1800)
+    slot = gate.reserve("k", limit)
+    assert isinstance(slot, Grant)
+    assert gate.spend("k", slot.slot_at)
+    assert not other.spend("k", slot.slot_at)  # another Lambda with the same ticket
+    assert not gate.spend("k", slot.slot_at)
+    later = gate.reserve("k", limit, max_wait=60)
+    assert isinstance(later, Grant)
+    other.record_lock("k", limit.lock_seconds)
+    assert not gate.spend("k", later.slot_at)  # a lock recorded since the booking
+    # the marker expires through the table's TTL a day after the slot
+    item = dynamodb.get_item(
+        TableName=TABLE, Key={"pk": {"S": f"k#spent#{round(slot.slot_at * 1000)}"}}
+    )
+    assert int(item["Item"]["expiration"]["N"]) == pytest.approx(slot.slot_at + 86400, abs=1)

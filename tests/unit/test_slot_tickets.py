@@ -9,9 +9,11 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
 
 from tests.helpers.coalescing import (
+    BULK,
     SLOW_ACCOUNTS,
     bulk_routes,
     gate_and_key,
@@ -19,7 +21,7 @@ from tests.helpers.coalescing import (
     record_sleeps,
     signup,
 )
-from tests.helpers.relay import FakeAltcraft, Relay, relay
+from tests.helpers.relay import FakeAltcraft, Relay, relay, route
 from trigger_relay.pipeline.queue_messages import HANDLING_ATTRIBUTE
 from trigger_relay.pipeline.relay import Status
 from trigger_relay.pipeline.vendor_calls import BOOKED_LEAD_SECONDS
@@ -57,8 +59,8 @@ def book(r: Relay, seen: list) -> tuple[Ticket, float]:
     assert report.statuses[record.record_id] is Status.DEFERRED
     assert granted(r) == before + 1  # one slot reserved: the booked one
     (at, parked) = seen[-1]
-    assert parked.handling.ticket
-    ticket = SlotTickets("quota", r.aws["dynamodb"]).check(parked.handling.ticket)
+    (token,) = parked.handling.tickets
+    ticket = SlotTickets("quota", r.aws["dynamodb"]).check(token)
     assert ticket is not None
     return ticket, parked.retry_at - at
 
@@ -151,7 +153,7 @@ def test_a_copy_whose_claim_another_invocation_holds_neither_uses_nor_carries_th
         assert report.statuses[record.record_id] is Status.DEFERRED
         assert vendor.requests == 0 and granted(r) == before
         assert pipeline.caller.tickets_used == 0
-        assert seen[-1][1].handling.ticket is None  # the copy goes back without it
+        assert seen[-1][1].handling.tickets == ()  # the copy goes back without it
 
 
 def test_a_lock_recorded_after_booking_stops_the_ticket(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,3 +187,168 @@ def test_without_time_to_wait_for_a_booked_slot_nothing_is_booked() -> None:
         assert report.statuses[record.record_id] is Status.DEFERRED
         assert granted(r) == before
         assert vendor.requests == 0
+
+
+class Timed:
+    """The fake vendor, recording the fake clock at each request; ``during`` runs inside the
+    first request (another Lambda acting while a call is on the wire)."""
+
+    def __init__(self, r: Relay, vendor: FakeAltcraft, answers=None, during=None) -> None:  # type: ignore[no-untyped-def]
+        self.r, self.vendor, self.at = r, vendor, []  # type: ignore[var-annotated]
+        self.answers, self.during = list(answers or []), during
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.at.append(self.r.clock.now)
+        if self.during is not None:
+            during, self.during = self.during, None
+            during()
+        if self.answers:
+            self.vendor.requests += 1
+            return self.answers.pop(0)
+        return self.vendor(request)
+
+
+TWO_BULK_ROUTES = (
+    SLOW_ACCOUNTS
+    + route("welcome-bulk", BULK, "{trigger_id: 7}", extra="max_hold_seconds: 0")
+    + route("welcome-bulk-2", BULK, "{trigger_id: 8}", extra="max_hold_seconds: 0")
+)
+
+
+def test_two_invocations_holding_different_routes_of_the_record_spend_each_slot_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQS handed the message to two invocations, and their claims split the record's two
+    (event, route) pairs: both bring the record's two tickets; each booked slot is spent
+    once, and no call is made outside a slot."""
+    vendor = FakeAltcraft()
+    with relay(TWO_BULK_ROUTES, vendor) as r:
+        r.tickets = True
+        gate, key, limit = gate_and_key(r)
+        while isinstance(gate.reserve(key, limit, max_wait=BACKLOG_SECONDS), Grant):
+            pass
+        timed = Timed(r, vendor)
+        r.vendor = timed
+        seen = record_parking(monkeypatch)
+        r.send(signup(1))
+        (record,) = r.receive()
+        before = granted(r)
+        r.acknowledge(r.pipeline().process([record]))
+        assert granted(r) == before + 2  # both routes' calls booked
+        checker = SlotTickets("quota", r.aws["dynamodb"])
+        (parked,) = [p for _, p in seen]
+        slots = sorted(checker.check(t).slot_at for t in parked.handling.tickets)  # type: ignore[union-attr]
+        assert len(slots) == 2
+        r.clock.now = slots[0] - BOOKED_LEAD_SECONDS
+        (record,) = r.receive(visibility=0)
+        event = record.handling.event_id
+        other = DeliveryLedger("ledger", r.aws["dynamodb"], r.clock, hold_seconds=60)
+        assert other.claim([f"{event}#welcome-bulk-2"], set()).mine
+        a = r.pipeline()
+        record_sleeps(r, a)
+        a.process([record])  # holds welcome-bulk only
+        other.release([f"{event}#welcome-bulk-2"])
+        b = r.pipeline()
+        record_sleeps(r, b)
+        b.process([record])  # holds welcome-bulk-2: brings the same two tickets
+        assert granted(r) == before + 2  # no slot reserved beyond the two booked
+        assert len(timed.at) == 2
+        assert [round(t - s, 3) for t, s in zip(sorted(timed.at), slots, strict=True)] == [0, 0]
+
+
+def test_a_duplicate_after_the_holder_released_its_claim_does_not_spend_the_slot_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vendor = FakeAltcraft()
+    with backlogged(vendor) as r:
+        rejected = httpx.Response(400, json={"error": 400, "error_text": "bad recipient"})
+        timed = Timed(r, vendor, answers=[rejected, rejected])
+        r.vendor = timed
+        seen = record_parking(monkeypatch)
+        ticket, _ = book(r, seen)
+        r.clock.now = ticket.slot_at - BOOKED_LEAD_SECONDS
+        (record,) = r.receive(visibility=0)
+        first = r.pipeline()
+        record_sleeps(r, first)
+        assert first.process([record]).statuses[record.record_id] is Status.REJECTED
+        r.clock.now += 0.3  # SQS's duplicate reaches another invocation, within the lateness
+        (duplicate,) = r.receive()
+        before = granted(r)
+        second = r.pipeline()
+        record_sleeps(r, second)
+        second.process([duplicate])
+        assert second.caller.tickets_used == 0
+        # the duplicate's call, if any, is in a slot of its own
+        assert len(timed.at) <= 1 + (granted(r) - before)
+
+
+def test_a_lock_recorded_while_an_invocation_holds_two_tickets_stops_the_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vendor = FakeAltcraft()
+    launch = SLOW_ACCOUNTS.replace("altcraft.bulk_trigger", "altcraft.trigger") + route(
+        "welcome-launch", "altcraft.trigger", "{id: 84}", extra="max_hold_seconds: 0"
+    )
+    with relay(launch, vendor) as r:
+        r.tickets = True
+        gate, key, limit = gate_and_key(r)
+        while isinstance(gate.reserve(key, limit, max_wait=BACKLOG_SECONDS), Grant):
+            pass
+        seen = record_parking(monkeypatch)
+        r.send(signup(1))
+        r.send(signup(2))
+        report = r.pipeline().process(r.receive_all())
+        r.acknowledge(report)
+        checker = SlotTickets("quota", r.aws["dynamodb"])
+        slots = sorted(
+            checker.check(t).slot_at  # type: ignore[union-attr]
+            for _, p in seen
+            for t in p.handling.tickets
+        )
+        assert len(slots) == 2
+
+        def another_lambda_is_locked_out() -> None:
+            QuotaGate("quota", r.aws["dynamodb"], r.clock).record_lock(key, limit.lock_seconds)
+
+        timed = Timed(r, vendor, during=another_lambda_is_locked_out)
+        r.vendor = timed
+        r.clock.now = slots[0] - BOOKED_LEAD_SECONDS
+        pipeline = r.pipeline()
+        record_sleeps(r, pipeline)
+        pipeline.process(r.receive_all())
+        assert len(timed.at) == 1  # the lock recorded during the first call stops the second
+
+
+@pytest.mark.parametrize(
+    "token", ["1.\u00e9.altcraft#ac#x", "\u00b2.00.altcraft#ac#x", "1." + "\u00e9" * 64 + ".k", ""]
+)
+def test_a_malformed_ticket_fails_nothing_but_itself(token: str) -> None:
+    vendor = FakeAltcraft()
+    with relay(bulk_routes(), vendor) as r:
+        r.tickets = True
+        r.send(signup(1))
+        handling = json.dumps({"tk": token})
+        r.send(signup(2), {HANDLING_ATTRIBUTE: {"DataType": "String", "StringValue": handling}})
+        report = r.pipeline().process(r.receive_all())
+        assert set(report.statuses.values()) == {Status.DELIVERED}
+        assert sorted(e for _, e in vendor.launched) == ["user1@example.com", "user2@example.com"]
+
+
+def test_a_record_in_two_booked_calls_carries_one_ticket_and_another_record_the_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vendor = FakeAltcraft()
+    with relay(TWO_BULK_ROUTES, vendor) as r:
+        r.tickets = True
+        gate, key, limit = gate_and_key(r)
+        while isinstance(gate.reserve(key, limit, max_wait=BACKLOG_SECONDS), Grant):
+            pass
+        seen = record_parking(monkeypatch)
+        r.send(signup(1))
+        r.send(signup(2))
+        before = granted(r)
+        report = r.pipeline().process(r.receive_all())
+        r.acknowledge(report)
+        assert granted(r) == before + 2  # the two routes' calls, each booked
+        tickets = [t for _, p in seen for t in p.handling.tickets]
+        assert len(tickets) == 2 and len(set(tickets)) == 2

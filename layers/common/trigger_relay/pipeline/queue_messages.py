@@ -54,6 +54,7 @@ MAX_DELAY_SECONDS = 900
 HANDLING_ATTRIBUTE = "trigger_relay"
 ENVELOPE_KEY = "trigger_relay_envelope"
 BUNDLE_KEY = "trigger_relay_bundle"
+MAX_TICKETS = 8  # booked slots one record carries back, at most (one per call of it)
 BUNDLE_HEADROOM = 2048  # bytes kept free in a bundle for its own attribute and framing
 
 
@@ -136,8 +137,8 @@ class Handling:
     # with the record so that a copy handled after the ledger forgot it (an operator's redrive
     # a day later) does not repeat them. None: every route the event matches.
     routes: tuple[str, ...] | None = None
-    # A quota slot booked for this record's call, signed (stores/tickets.py); checked on use.
-    ticket: str | None = None
+    # Quota slots booked for this record's calls, signed (stores/tickets.py); checked on use.
+    tickets: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -147,8 +148,8 @@ class Handling:
         }
         if self.routes is not None:
             document["r"] = list(self.routes)
-        if self.ticket:
-            document["tk"] = self.ticket
+        if self.tickets:
+            document["tk"] = list(self.tickets)
         return document
 
     @classmethod
@@ -159,7 +160,7 @@ class Handling:
         first_seen = value.get("t0")
         deferrals = value.get("n", 0)
         routes = value.get("r")
-        ticket = value.get("tk")
+        tickets = value.get("tk")
         return cls(
             str(event_id) if event_id else None,
             deferrals if isinstance(deferrals, int) and deferrals >= 0 else 0,
@@ -167,7 +168,7 @@ class Handling:
             if isinstance(first_seen, int | float) and math.isfinite(first_seen)
             else None,
             tuple(str(r) for r in routes) if isinstance(routes, list) else None,
-            ticket if isinstance(ticket, str) and ticket else None,
+            tuple(str(t) for t in tickets[:MAX_TICKETS]) if isinstance(tickets, list) else (),
         )
 
 

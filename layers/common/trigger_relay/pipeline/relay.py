@@ -86,7 +86,7 @@ class _Progress:
     uncertain: list[str] = field(default_factory=list)  # found now: to be stored
     uncertain_keys: list[str] = field(default_factory=list)
     uncertain_earlier: list[str] = field(default_factory=list)  # stored by an earlier run
-    ticket: str | None = None  # a slot booked for its call, to carry back (signed)
+    tickets: list[str] = field(default_factory=list)  # slots booked for its calls (signed)
     routes: list[str] | None = None  # the routes this event is handled on (None: not parsed)
     settled: set[str] = field(default_factory=set)  # routes delivered or uncertain
 
@@ -123,8 +123,10 @@ class _Progress:
             # a record no route took (no match, bad event) keeps what it had: every route, so
             # that a redrive after the routes file is fixed routes it afresh
             routes = self.pending() if self.routes else r.handling.routes
-        # a ticket brought in was used or dropped here: only one issued now goes on
-        handling = replace(r.handling, event_id=self.event_id, routes=routes, ticket=self.ticket)
+        # a ticket brought in was used or dropped here: only those issued now go on
+        handling = replace(
+            r.handling, event_id=self.event_id, routes=routes, tickets=tuple(self.tickets)
+        )
         return ParkedRecord(
             r.record_id,
             r.body,
@@ -336,15 +338,20 @@ class TriggerPipeline:
         if self._tickets is None:
             return
         holders = {d.record_id for d in deliveries if d.ledger_key in claims.mine}
-        for record_id in sorted(holders):
-            token = progress[record_id].record.handling.ticket
-            if not token:
-                continue
+        tokens = [
+            (record_id, token)
+            for record_id in sorted(holders)
+            for token in progress[record_id].record.handling.tickets
+        ]
+        for record_id, token in tokens:
             try:
                 ticket = self._tickets.check(token)
             except (BotoCoreError, ClientError) as exc:  # the secret could not be read
                 logger.warning("slot ticket not checked", extra={"error": type(exc).__name__})
                 return
+            except Exception as exc:  # a producer's attribute must not fail the batch
+                logger.warning("slot ticket unreadable", extra={"error": type(exc).__name__})
+                ticket = None
             if ticket is None:
                 logger.warning("slot ticket not the relay's", extra={"record_id": record_id})
             else:
@@ -417,8 +424,10 @@ class TriggerPipeline:
         delivered_keys = []
         if isinstance(result, Deferred) and result.ticket is not None:
             # one record carries the booked slot back, so that one invocation can use it
-            first = next(iter(call.deliveries.values()))[0]
-            progress[first.record_id].ticket = self._ticket_for(result)
+            token = self._ticket_for(result)
+            if token:
+                first = next(iter(call.deliveries.values()))[0]
+                progress[first.record_id].tickets.append(token)
         for key, group in call.deliveries.items():
             for delivery in group:
                 record = progress[delivery.record_id]

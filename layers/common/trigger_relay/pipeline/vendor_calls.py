@@ -104,6 +104,16 @@ def call_timeout(limit: Limit, slot_at: float, now: float, deadline: float) -> h
     return httpx.Timeout(connect=before_wire, pool=before_wire, write=on_wire, read=on_wire)
 
 
+def _waiting_for(ticket: Ticket) -> Deferred:
+    """The records go back to the queue, to return just before their booked slot."""
+    return Deferred(
+        ticket.slot_at - BOOKED_LEAD_SECONDS,
+        "quota: slot booked, waiting on the queue",
+        busy=True,
+        ticket=ticket,
+    )
+
+
 class VendorCaller:
     """Makes one planned call within the shared quota, or says when it can be made.
 
@@ -138,7 +148,6 @@ class VendorCaller:
         self._gathering = gathering_seconds
         self._book_ahead = book_ahead
         self._tickets: dict[str, list[float]] = {}  # slots booked earlier, brought back
-        self._lock_read: dict[str, float] = {}  # lock ends read for using them, by key
         self.booked = 0  # slots booked for records sent back to wait on the queue
         self.tickets_used = 0
 
@@ -147,21 +156,21 @@ class VendorCaller:
         the next call of its quota key uses it instead of reserving."""
         bisect.insort(self._tickets.setdefault(ticket.quota_key, []), ticket.slot_at)
 
-    def _booked(self, key: str, limit: Limit) -> Grant | None:
-        """The earliest slot brought back for ``key`` that is still usable: not past the
-        limit's lateness, and the API not locked since it was booked (the lock is read once
-        per invocation and key; the reservation's own condition would have checked it)."""
-        slots = self._tickets.get(key)
+    def _booked(self, key: str, limit: Limit, budget: float) -> Grant | Deferred | None:
+        """The earliest slot brought back for ``key``, if it is still usable (not past the
+        limit's lateness): spent (QuotaGate.spend: once for every Lambda, not while the API is
+        locked) if this invocation can wait for it, else handed back to the records."""
+        slots = self._tickets.get(key, [])
         usable_from = self._clock() - limit.lateness_seconds * (1 - LATENESS_KEPT)
-        while slots and slots[0] < usable_from:
-            slots.pop(0)
-        if not slots:
-            return None
-        if key not in self._lock_read:
-            self._lock_read[key] = self.quota.locked_until(key)
-        if self._lock_read[key] > self._clock():
-            return None
-        return Grant(slots.pop(0))
+        while slots:
+            slot = slots.pop(0)
+            if slot < usable_from:
+                continue
+            if slot - self._clock() > budget:  # not spent: the records bring it back again
+                return _waiting_for(Ticket(key, slot))
+            if self.quota.spend(key, slot):
+                return Grant(slot)
+        return None
 
     def _books(self, limit: Limit) -> bool:
         """Whether records sent back for a slot can wait for it, when they are back, within the
@@ -210,11 +219,13 @@ class VendorCaller:
             # slot would be lost to every caller). Without waiting, only the next slot, at most
             # one interval ahead; once a request went out, its repeat waits like any call.
             time_left = self._deadline - MIN_CALL_SECONDS - self._clock()
-            wait_left = max(0.0, min(limit.max_wait_seconds - self.waited, time_left))
+            budget = max(0.0, min(limit.max_wait_seconds - self.waited, time_left))
             books = bool(wait or attempt) and self._books(limit)
-            if not (wait or attempt):
-                wait_left = min(wait_left, limit.interval)
-            brought = self._booked(key, limit)
+            wait_left = budget if wait or attempt else min(budget, limit.interval)
+            # a slot booked earlier is this call's own: worth waiting for, held call or not
+            brought = self._booked(key, limit, budget)
+            if isinstance(brought, Deferred):
+                return brought
             decision: Grant | Denial
             if brought is not None:
                 decision = brought
@@ -223,7 +234,6 @@ class VendorCaller:
                 decision = self.quota.reserve(key, limit, ahead)
             if isinstance(decision, Denial):
                 if decision.locked:
-                    self._lock_read[key] = decision.retry_at
                     return Deferred(decision.retry_at, "vendor lock recorded")
                 # back when a fresh invocation could wait for (or book) the slot: this one
                 # may have had less than max_wait left, and coming back later would lose it
@@ -231,23 +241,18 @@ class VendorCaller:
                 if not books:
                     back += wait_left - limit.max_wait_seconds
                 return Deferred(max(back, self._clock()), "quota: no free slot", busy=True)
-            if decision.slot_at + MIN_CALL_SECONDS > self._deadline and not (books or brought):
+            if decision.slot_at + MIN_CALL_SECONDS > self._deadline and not books and not brought:
                 return Deferred(
                     decision.slot_at, "quota: slot after this invocation's deadline", busy=True
                 )
-            if (
+            if brought is None and (
                 decision.slot_at - self._clock() > wait_left
                 or decision.slot_at + MIN_CALL_SECONDS > self._deadline
             ):
                 # further ahead than this invocation may wait: the slot stays booked, and the
                 # records wait for it on the queue instead of in a billed Lambda
                 self.booked += 1
-                return Deferred(
-                    decision.slot_at - BOOKED_LEAD_SECONDS,
-                    "quota: slot booked, waiting on the queue",
-                    busy=True,
-                    ticket=Ticket(key, decision.slot_at),
-                )
+                return _waiting_for(Ticket(key, decision.slot_at))
             self.tickets_used += brought is not None
             pause = max(0.0, decision.slot_at - self._clock())
             self.waited += pause
@@ -264,7 +269,6 @@ class VendorCaller:
             if result.locked:
                 seconds = limit.lock_seconds if result.retry_after is None else result.retry_after
                 until = self.quota.record_lock(key, seconds)
-                self._lock_read[key] = until  # no slot brought back is used until it ends
                 self.locks += 1
                 logger.warning("vendor lock", extra={"quota_key": key, "locked_until": until})
                 return Deferred(until, f"vendor locked the API ({result.vendor_code})")

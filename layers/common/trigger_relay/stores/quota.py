@@ -210,21 +210,46 @@ class QuotaGate:
             return Grant((tat - interval) / 1000)
         return Denial(self._clock() + limit.interval, locked=False)
 
-    def locked_until(self, key: str) -> float:
-        """When the API's recorded lock ends (0: none), read from the table: a slot booked
-        earlier is not used while another Lambda has recorded a lock since."""
+    def spend(self, key: str, slot_at: float) -> bool:
+        """Use a slot booked earlier (stores/tickets.py): True for the one caller that asks
+        first, and only while the API is not locked. One transaction: a condition on the
+        schedule's lock, and a marker item for the slot that exists once (it expires a day
+        later through the table's TTL)."""
+        now, slot = _ms(self._clock()), round(slot_at * 1000)
         self.requests += 1
-        item = self._client.get_item(
-            TableName=self._table,
-            Key={"pk": {"S": key}},
-            ProjectionExpression="tat, locked_until",
-            ConsistentRead=True,
-        ).get("Item", {})
-        tat = int(item.get("tat", {"N": "0"})["N"])
-        locked_until = int(item.get("locked_until", {"N": "0"})["N"])
-        self._tat_seen[key] = max(tat, self._tat_seen.get(key, 0))
-        self._lock_seen[key] = max(locked_until, self._lock_seen.get(key, 0))
-        return self._lock_seen[key] / 1000
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self._table,
+                            "Key": {"pk": {"S": key}},
+                            "ConditionExpression": _NOT_LOCKED,
+                            "ExpressionAttributeValues": {":now": _n(now)},
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {"pk": {"S": f"{key}#spent#{slot}"}},
+                            "UpdateExpression": "SET expiration = :expires",
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                            "ExpressionAttributeValues": {":expires": _n(slot // 1000 + 86400)},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":  # locked
+                item = reasons[0].get("Item", {})
+                locked_until = int(item.get("locked_until", {"N": "0"})["N"])
+                self._lock_seen[key] = max(locked_until, self._lock_seen.get(key, 0))
+            return False
+        return True
 
     def record_lock(self, key: str, seconds: float) -> float:
         """Record a lock the vendor reported, for every caller; returns when it ends."""

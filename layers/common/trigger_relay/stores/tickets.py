@@ -9,9 +9,9 @@ for the same few slots.
 Anyone allowed to send to the ingest queue can write the relay's message attribute, and a
 ticket is permission to call the vendor without the quota: so tickets are signed (HMAC-SHA256)
 with a secret that only the relay's functions can read, kept in the quota table and created by
-the first function that needs it. A ticket is honoured once, by the invocation holding the
-ledger claim of the record that carries it, and only in its slot (the caller drops a slot that
-came back later than the limit allows).
+the first function that needs it. A ticket is honoured once (QuotaGate.spend, whichever
+Lambda asks first, not while the API is locked), and only in its slot (the caller drops a
+slot that came back later than the limit allows).
 """
 
 from __future__ import annotations
@@ -35,6 +35,14 @@ class Ticket:
     slot_at: float  # epoch seconds
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # str.isdigit alone takes "²", which int() refuses
+
+
+def _hex(text: str) -> bool:
+    return text.isascii() and all(c in "0123456789abcdef" for c in text)
+
+
 class SlotTickets:
     """Issue and check tickets; one per execution environment (the secret is read once)."""
 
@@ -54,7 +62,7 @@ class SlotTickets:
             return None
         slot, _, rest = token.partition(".")
         signature, _, key = rest.partition(".")
-        if not (slot.isdigit() and key):
+        if not (_digits(slot) and len(signature) == 64 and _hex(signature) and key):
             return None
         if not hmac.compare_digest(signature, self._sign(key, int(slot))):
             return None
