@@ -55,6 +55,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
 from bench_quota import most_in_any_window  # noqa: E402
 from report import Row, finish, print_table  # noqa: E402
 
+from trigger_relay_local.lambda_runtime.emf import metric_totals  # noqa: E402
 from trigger_relay_local.lambda_runtime.fleet import PollerFleet, queue_depth  # noqa: E402
 from trigger_relay_local.simulator import SimConfig  # noqa: E402
 from trigger_relay_local.stack.embedded import embedded_stack  # noqa: E402
@@ -140,6 +141,7 @@ class Run:
     locks: int = 0
     drained: bool = False
     gb_seconds: float = 0.0
+    quota_requests: float = 0.0  # DynamoDB requests of the shared quota, all invocations
     start: float = 0.0
 
     @property
@@ -258,6 +260,7 @@ def run_one(pattern: Pattern, policy: Policy, workdir: Path) -> Run:
             )
         run.locks = env.simulator.state.limits[API].locks
         run.gb_seconds = totals.get("billed_mb_ms", 0) / 1024 / 1000
+        run.quota_requests = metric_totals(stack.workdir / "logs").get("QuotaRequests", 0)
     return run
 
 
@@ -302,6 +305,10 @@ def rows_for(run: Run, arrivals: list[float], window: float, coalescing: bool) -
         Row(
             f"{name}: billed GB-s per 1000 events",
             round(run.gb_seconds * 1000 / max(1, len(set(delivered))), 3),
+        ),
+        Row(
+            f"{name}: DynamoDB quota requests per call",
+            round(run.quota_requests / max(1, len(run.calls)), 2),
         ),
     ]
     return rows
