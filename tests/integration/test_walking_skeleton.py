@@ -30,9 +30,6 @@ NOT_TAKEN_HERE = {
     # Lambda itself, with the function's role, puts a failed scheduled run there
     # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html
     ("RecipientsSyncFunction", "sqs:sendmessage", "SyncDeadLetterQueue"),
-    # spending a slot booked for records sent back to wait for it: a backlog deeper than
-    # max_wait (tests/unit/test_slot_tickets.py, bench/bench_arrivals.py)
-    ("TriggerFunction", "dynamodb:conditioncheckitem", "QuotaTable"),
 }
 
 

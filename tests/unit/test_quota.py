@@ -258,3 +258,31 @@ def test_a_booked_slot_is_spent_once_and_not_while_locked(dynamodb) -> None:
         TableName=TABLE, Key={"pk": {"S": f"k#spent#{round(slot.slot_at * 1000)}"}}
     )
     assert int(item["Item"]["expiration"]["N"]) == pytest.approx(slot.slot_at + 86400, abs=1)
+
+
+def test_spending_a_slot_keeps_the_schedule_item_out_of_any_transaction(dynamodb) -> None:
+    """DynamoDB refuses an UpdateItem on an item in an ongoing transaction (a
+    TransactionConflict, which moto never raises): every reservation writes the schedule's
+    item, so spending a slot must not put it in one."""
+    calls: list[tuple[str, dict]] = []
+
+    class Recording:
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            method = getattr(dynamodb, name)
+
+            def record(**kwargs):  # type: ignore[no-untyped-def]
+                calls.append((name, kwargs))
+                return method(**kwargs)
+
+            return record
+
+    clock = Clock()
+    gate = QuotaGate(TABLE, Recording(), clock)  # type: ignore[arg-type]
+    limit = Limit(calls=100, window_seconds=300)
+    slot = gate.reserve("k", limit)
+    assert isinstance(slot, Grant)
+    calls.clear()
+    assert gate.spend("k", slot.slot_at)
+    assert "transact_write_items" not in {name for name, _ in calls}
+    writes = [kw["Key"]["pk"]["S"] for name, kw in calls if name == "update_item"]
+    assert writes == [f"k#spent#{round(slot.slot_at * 1000)}"]

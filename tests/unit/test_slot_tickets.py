@@ -352,3 +352,140 @@ def test_a_record_in_two_booked_calls_carries_one_ticket_and_another_record_the_
         assert granted(r) == before + 2  # the two routes' calls, each booked
         tickets = [t for _, p in seen for t in p.handling.tickets]
         assert len(tickets) == 2 and len(set(tickets)) == 2
+
+
+# every signup goes to trigger 7; a VIP's also to trigger 8 (same API, same schedule)
+VIP_ROUTES = (
+    SLOW_ACCOUNTS
+    + route("welcome-bulk", BULK, "{trigger_id: 7}", extra="max_hold_seconds: 0")
+    + route(
+        "vip-bulk",
+        BULK,
+        "{trigger_id: 8}",
+        match="{type: user.signed_up, fields: {user.vip: true}}",
+        extra="max_hold_seconds: 0",
+    )
+)
+
+
+def test_the_ticket_of_a_booked_call_travels_with_its_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Call A (trigger 7) carries R1, R2, R3; call B (trigger 8) carries R1 only. Both are
+    booked. Every record comes back for A's slot, R1 with both tickets: A and B are made in
+    their booked slots, and nothing is booked again."""
+    vendor = FakeAltcraft()
+    with relay(VIP_ROUTES, vendor) as r:
+        r.tickets = True
+        gate, key, limit = gate_and_key(r)
+        while isinstance(gate.reserve(key, limit, max_wait=BACKLOG_SECONDS), Grant):
+            pass
+        seen = record_parking(monkeypatch)
+        r.send(signup(1, vip=True))
+        r.send(signup(2))
+        r.send(signup(3))
+        before = granted(r)
+        report = r.pipeline().process(r.receive_all())
+        r.acknowledge(report)
+        assert set(report.statuses.values()) == {Status.DEFERRED}
+        assert granted(r) == before + 2  # A and B booked
+        checker = SlotTickets("quota", r.aws["dynamodb"])
+        slot_a = min(
+            checker.check(t).slot_at  # type: ignore[union-attr]
+            for _, p in seen
+            for t in p.handling.tickets
+        )
+        parked = {p.handling.event_id: (p.retry_at, len(p.handling.tickets)) for _, p in seen}
+        # meanwhile other Lambdas keep the schedule a minute deep, as under a backlog
+        while isinstance(gate.reserve(key, limit, max_wait=60), Grant):
+            pass
+        # A's records due back before A's slot
+        r.clock.now = slot_a - BOOKED_LEAD_SECONDS
+        due = {e for e, (at, _) in parked.items() if at <= r.clock.now}
+        records = [x for x in r.receive_all() if x.handling.event_id in due]
+        before = granted(r)
+        pipeline = r.pipeline()
+        record_sleeps(r, pipeline)
+        second = pipeline.process(records)
+        assert sorted(due) == ["evt-1", "evt-2", "evt-3"]
+        assert second.count()[Status.DELIVERED] == 3
+        assert vendor.requests == 2 and pipeline.caller.tickets_used == 2
+        assert granted(r) == before  # both calls in their booked slots
+
+
+# two APIs of one account, each with Zoho Marketing Automation's limit (slots ~3 s apart)
+TWO_APIS = (
+    SLOW_ACCOUNTS.replace(
+        "max_wait_seconds: 10}}}",
+        "max_wait_seconds: 10}, altcraft.trigger: "
+        "{calls: 100, window_seconds: 300, max_wait_seconds: 10}}}",
+    )
+    + route(
+        "bulk",
+        BULK,
+        "{trigger_id: 7}",
+        match="{type: user.signed_up, fields: {user.plan: bulk}}",
+        extra="max_hold_seconds: 0",
+    )
+    + route(
+        "launch",
+        "altcraft.trigger",
+        "{id: 84}",
+        match="{type: user.signed_up, fields: {user.plan: launch}}",
+        extra="max_hold_seconds: 0",
+    )
+)
+
+
+def test_two_tickets_in_one_batch_are_both_used_in_their_slots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Records of two APIs, each booked, come back in one batch (the batching window gathers
+    them): each is used in its slot (calls with a booked slot go first, in slot order)."""
+    timed: list[float] = []
+    vendor = FakeAltcraft()
+    with relay(TWO_APIS, vendor) as r:
+        r.tickets = True
+
+        def timing(request):  # type: ignore[no-untyped-def]
+            timed.append(r.clock.now)
+            return vendor(request)
+
+        r.vendor = timing
+        bulk_gate, bulk_key, bulk_limit = gate_and_key(r, 0)
+        launch_gate, launch_key, launch_limit = gate_and_key(r, 1)
+        while isinstance(bulk_gate.reserve(bulk_key, bulk_limit, max_wait=20), Grant):
+            pass
+        while isinstance(launch_gate.reserve(launch_key, launch_limit, max_wait=22), Grant):
+            pass
+        seen = record_parking(monkeypatch)
+        r.send(signup(1, plan="launch"))
+        r.send(signup(2, plan="bulk"))
+        first = r.pipeline().process(r.receive_all())
+        r.acknowledge(first)
+        assert set(first.statuses.values()) == {Status.DEFERRED}
+        checker = SlotTickets("quota", r.aws["dynamodb"])
+        slots = {
+            checker.check(t).quota_key: checker.check(t).slot_at  # type: ignore[union-attr]
+            for _, p in seen
+            for t in p.handling.tickets
+        }
+        assert set(slots) == {bulk_key, launch_key}
+        gap = slots[launch_key] - slots[bulk_key]
+        assert 0.75 < gap < 7  # the launch slot is later, within the wait of a fresh batch
+        # meanwhile other Lambdas keep both schedules a minute deep, as under a backlog
+        while isinstance(bulk_gate.reserve(bulk_key, bulk_limit, max_wait=60), Grant):
+            pass
+        # both back in one batch before the earlier slot, the launch record first
+        r.clock.now = slots[bulk_key] - BOOKED_LEAD_SECONDS
+        records = sorted(r.receive_all(), key=lambda x: x.handling.event_id)
+        assert [x.handling.event_id for x in records] == ["evt-1", "evt-2"]
+        pipeline = r.pipeline()
+        record_sleeps(r, pipeline)
+        second = pipeline.process(records)
+        assert pipeline.caller.tickets_used == 2 and pipeline.caller.booked == 0
+        assert set(second.statuses.values()) == {Status.DELIVERED}
+        assert [round(t - s, 3) for t, s in zip(timed, sorted(slots.values()), strict=True)] == [
+            0,
+            0,
+        ]

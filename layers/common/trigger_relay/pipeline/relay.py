@@ -33,7 +33,7 @@ from trigger_relay.pipeline.events import BadEvent, from_sqs_body
 from trigger_relay.pipeline.planning import Delivery, PlannedCall, plan_calls
 from trigger_relay.pipeline.queue_messages import Attribute, Handling
 from trigger_relay.pipeline.routes import RoutesFile
-from trigger_relay.pipeline.vendor_calls import Deferred, VendorCaller
+from trigger_relay.pipeline.vendor_calls import Deferred, VendorCaller, quota_key
 from trigger_relay.stores.ledger import Claims, DeliveryLedger
 from trigger_relay.stores.parking import DeferralLimit, Deferrals, ParkedRecord, RejectedStore
 from trigger_relay.stores.tickets import SlotTickets
@@ -79,7 +79,8 @@ class _Progress:
     delivered: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)
-    deferred_until: float | None = None
+    others_until: float | None = None  # the latest deferral but for booked slots
+    booked_until: float | None = None  # the earliest return for a slot booked for it
     deferred: list[str] = field(default_factory=list)
     # deferred for something other than a full schedule: counts towards the DeferralLimit
     counted: bool = False
@@ -101,10 +102,21 @@ class _Progress:
             return Status.REJECTED
         return Status.DELIVERED
 
-    def defer(self, reason: str, until: float, *, counted: bool = True) -> None:
+    def defer(
+        self, reason: str, until: float, *, counted: bool = True, booked: bool = False
+    ) -> None:
         self.deferred.append(reason)
-        self.deferred_until = max(self.deferred_until or 0, until)
+        if booked:
+            self.booked_until = min(self.booked_until or math.inf, until)
+        else:
+            self.others_until = max(self.others_until or 0, until)
         self.counted = self.counted or counted
+
+    @property
+    def deferred_until(self) -> float | None:
+        """When it comes back: after every other deferral, or else for its earliest booked
+        slot (the invocation then waits for the later ones, or sends them back unspent)."""
+        return self.others_until if self.others_until is not None else self.booked_until
 
     def pending(self) -> tuple[str, ...] | None:
         """The routes still to settle, or None for every route (the event was never parsed)."""
@@ -199,9 +211,11 @@ class TriggerPipeline:
         self._limit = deferral_limit or DeferralLimit()
         self._gathering = gathering_seconds
         self._tickets = tickets
+        self._issued: list[tuple[str, float, list[str]]] = []  # (ticket, back at, records)
         self._clock = clock
 
     def process(self, records: list[InboundRecord]) -> BatchReport:
+        self._issued = []
         progress = {r.record_id: _Progress(r) for r in records}
         deliveries = self._deliveries(records, progress)
         claims = self._claim(deliveries, progress)
@@ -229,7 +243,12 @@ class TriggerPipeline:
                 pending.append(delivery)
 
         refused: list[tuple[Delivery, str]] = []
-        queue = deque(plan_calls(pending, refused))
+        planned = plan_calls(pending, refused)
+        # calls with a slot brought back first, in slot order: waiting for another call's
+        # slot first could make theirs too late to use
+        if self._tickets is not None:
+            planned.sort(key=lambda c: self.caller.earliest_ticket(self._quota_key(c)) or math.inf)
+        queue = deque(planned)
         for delivery, reason in refused:  # released with the other claims not delivered
             progress[delivery.record_id].rejected.append(reason)
         calls = recipients = 0
@@ -243,9 +262,13 @@ class TriggerPipeline:
                 recipients += len(call.recipients)
             if isinstance(result, Deferred) and result.busy:
                 # back early enough to be gathered by then, but never at once: a full batch
-                # is not gathered for the window, and would come straight back
+                # is not gathered for the window, and would come straight back (records with a
+                # booked slot may: they wait for it, or go back with it unspent)
                 back = result.retry_at - self._gathering
-                back = back if back > self._clock() + 1 else result.retry_at
+                if result.ticket is not None:
+                    back = max(back, self._clock())
+                elif back <= self._clock() + 1:
+                    back = result.retry_at
                 if hold is not None and result.ticket is None:
                     until, step = hold
                     # on a grid of whole steps shared by every invocation: what different
@@ -357,6 +380,9 @@ class TriggerPipeline:
             else:
                 self.caller.bring(ticket)
 
+    def _quota_key(self, call: PlannedCall) -> str:
+        return quota_key(call.account, self._routes.accounts[call.account], call.route.api)
+
     def _ticket_for(self, result: Deferred) -> str | None:
         if result.ticket is None or self._tickets is None:
             return None
@@ -423,11 +449,10 @@ class TriggerPipeline:
     ) -> None:
         delivered_keys = []
         if isinstance(result, Deferred) and result.ticket is not None:
-            # one record carries the booked slot back, so that one invocation can use it
             token = self._ticket_for(result)
-            if token:
-                first = next(iter(call.deliveries.values()))[0]
-                progress[first.record_id].tickets.append(token)
+            if token:  # carried by one of the call's records (_finish picks which)
+                ids = [d.record_id for group in call.deliveries.values() for d in group]
+                self._issued.append((token, result.retry_at, ids))
         for key, group in call.deliveries.items():
             for delivery in group:
                 record = progress[delivery.record_id]
@@ -436,7 +461,10 @@ class TriggerPipeline:
                     # waiting for a slot is bounded by the deferral age alone: a backlog of
                     # hours may send a record round many times
                     record.defer(
-                        f"{tag}: {result.reason}", result.retry_at, counted=not result.busy
+                        f"{tag}: {result.reason}",
+                        result.retry_at,
+                        counted=not result.busy,
+                        booked=result.ticket is not None,
                     )
                     continue
                 outcome = result.by_recipient[key]
@@ -489,6 +517,20 @@ class TriggerPipeline:
                 if too_long:
                     p.rejected.append(f"{too_long}; last: {p.deferred[-1]}")
                     p.deferred.clear()
+        for token, back, record_ids in self._issued:
+            # one record carries the booked slot: one that is going back by then (a record in
+            # two calls goes back with the later, or may be retried by SQS instead)
+            carrier = next(
+                (
+                    rid
+                    for rid in record_ids
+                    if progress[rid].status() is Status.DEFERRED
+                    and (progress[rid].deferred_until or 0) <= back + 1
+                ),
+                None,
+            )
+            if carrier is not None:
+                progress[carrier].tickets.append(token)
         self._release(claims.mine)  # pairs not delivered nor uncertain
         self._park(progress)
 

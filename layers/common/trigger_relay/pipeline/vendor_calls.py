@@ -156,6 +156,11 @@ class VendorCaller:
         the next call of its quota key uses it instead of reserving."""
         bisect.insort(self._tickets.setdefault(ticket.quota_key, []), ticket.slot_at)
 
+    def earliest_ticket(self, key: str) -> float | None:
+        """The earliest slot brought back for ``key``, if any."""
+        slots = self._tickets.get(key)
+        return slots[0] if slots else None
+
     def _booked(self, key: str, limit: Limit, budget: float) -> Grant | Deferred | None:
         """The earliest slot brought back for ``key``, if it is still usable (not past the
         limit's lateness): spent (QuotaGate.spend: once for every Lambda, not while the API is
@@ -200,7 +205,8 @@ class VendorCaller:
         what earlier calls left of it, and never for a slot past the invocation's deadline.
         A waiting call whose slot is further ahead than that books it (up to the limit's
         ``booking_seconds``): it is deferred with a ticket for the slot, and its records come
-        back to the queue just before it. A slot brought back is used before any other."""
+        back to the queue just before it. A slot brought back for the key is used before
+        reserving another, within the invocation's wait (a held call's too)."""
         key = quota_key(account_name, account, api)
         limit = account.limit(api.quota_api)
         base_url = api.base_url(account.data_centre, account.base_url) or ""

@@ -212,43 +212,42 @@ class QuotaGate:
 
     def spend(self, key: str, slot_at: float) -> bool:
         """Use a slot booked earlier (stores/tickets.py): True for the one caller that asks
-        first, and only while the API is not locked. One transaction: a condition on the
-        schedule's lock, and a marker item for the slot that exists once (it expires a day
-        later through the table's TTL)."""
-        now, slot = _ms(self._clock()), round(slot_at * 1000)
-        self.requests += 1
+        first, and only while the API is not locked.
+
+        The lock is read (consistently) from the schedule's item, and the slot is marked used
+        in an item of its own (``<key>#spent#<slot ms>``, created on condition that it does
+        not exist, expiring a day later through the table's TTL). Not one transaction with the
+        lock as a condition check: "a PutItem, UpdateItem, or DeleteItem request for an item
+        conflicts with an ongoing TransactWriteItems request that includes the same item"
+        (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html,
+        "Transaction conflict handling"), and every reservation writes the schedule's item."""
+        now = self._clock()
+        if self._lock_seen.get(key, 0) > _ms(now):
+            return False
+        self.requests += 2
+        item = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": key}},
+            ProjectionExpression="locked_until",
+            ConsistentRead=True,
+        ).get("Item", {})
+        locked_until = int(item.get("locked_until", {"N": "0"})["N"])
+        if locked_until > _ms(now):
+            self._lock_seen[key] = max(locked_until, self._lock_seen.get(key, 0))
+            return False
+        slot = round(slot_at * 1000)
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "ConditionCheck": {
-                            "TableName": self._table,
-                            "Key": {"pk": {"S": key}},
-                            "ConditionExpression": _NOT_LOCKED,
-                            "ExpressionAttributeValues": {":now": _n(now)},
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": {"pk": {"S": f"{key}#spent#{slot}"}},
-                            "UpdateExpression": "SET expiration = :expires",
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                            "ExpressionAttributeValues": {":expires": _n(slot // 1000 + 86400)},
-                        }
-                    },
-                ]
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"{key}#spent#{slot}"}},
+                UpdateExpression="SET expiration = :expires",
+                ConditionExpression="attribute_not_exists(pk)",
+                ExpressionAttributeValues={":expires": _n(slot // 1000 + 86400)},
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":  # locked
-                item = reasons[0].get("Item", {})
-                locked_until = int(item.get("locked_until", {"N": "0"})["N"])
-                self._lock_seen[key] = max(locked_until, self._lock_seen.get(key, 0))
-            return False
+            return False  # another Lambda spent it
         return True
 
     def record_lock(self, key: str, seconds: float) -> float:
