@@ -22,8 +22,8 @@ from tests.helpers.coalescing import (
     signup,
 )
 from tests.helpers.relay import FakeAltcraft, Relay, relay, route
-from trigger_relay.pipeline.queue_messages import HANDLING_ATTRIBUTE
-from trigger_relay.pipeline.relay import Status
+from trigger_relay.pipeline.queue_messages import HANDLING_ATTRIBUTE, Handling
+from trigger_relay.pipeline.relay import InboundRecord, Status
 from trigger_relay.pipeline.vendor_calls import BOOKED_LEAD_SECONDS
 from trigger_relay.stores.ledger import DeliveryLedger
 from trigger_relay.stores.quota import Grant, QuotaGate
@@ -489,3 +489,58 @@ def test_two_tickets_in_one_batch_are_both_used_in_their_slots(
             0,
             0,
         ]
+
+
+def fill_until(gate: QuotaGate, key: str, limit, at: float) -> float:  # type: ignore[no-untyped-def]
+    """Other Lambdas reserve until the next free slot is at ``at`` or later; returns it."""
+    while True:
+        grant = gate.reserve(key, limit, max_wait=120)
+        assert isinstance(grant, Grant)
+        if grant.slot_at >= at:
+            return grant.slot_at
+
+
+def brought(n: int, tokens: tuple[str, ...], **user: object) -> InboundRecord:
+    return InboundRecord(f"m-{n}", json.dumps(signup(n, **user)), handling=Handling(tickets=tokens))
+
+
+VIP_BULK = route(
+    "bulk-vip",
+    BULK,
+    "{trigger_id: 8}",
+    match="{type: user.signed_up, fields: {user.vip: true}}",
+    extra="max_hold_seconds: 0",
+)
+
+
+@pytest.mark.parametrize("first", ["a stale ticket", "a call of the same API without one"])
+def test_a_call_that_will_not_use_a_ticket_does_not_go_first(first: str) -> None:
+    """Calls go first only with a slot they will use: a call of the bulk API that must wait
+    for a new slot (its ticket is stale, or the API's one ticket is another call's) goes
+    after the launch call, whose booked slot would be too late after that wait."""
+    vendor = FakeAltcraft()
+    with relay(TWO_APIS + VIP_BULK, vendor) as r:
+        r.tickets = True
+        bulk_gate, bulk_key, bulk_limit = gate_and_key(r, 0)
+        launch_gate, launch_key, launch_limit = gate_and_key(r, 1)
+        signer = SlotTickets("quota", r.aws["dynamodb"])
+        now = r.clock.now
+        records = []
+        if first == "a stale ticket":
+            launch_slot = fill_until(launch_gate, launch_key, launch_limit, now + 3)
+            fill_until(bulk_gate, bulk_key, bulk_limit, now + 5.5)
+            records.append(brought(1, (signer.issue(Ticket(bulk_key, now - 30)),), plan="bulk"))
+            expected = 1
+        else:
+            bulk_slot = fill_until(bulk_gate, bulk_key, bulk_limit, now + 3)
+            launch_slot = fill_until(launch_gate, launch_key, launch_limit, now + 4.5)
+            fill_until(bulk_gate, bulk_key, bulk_limit, now + 5.5)
+            records.append(brought(1, (signer.issue(Ticket(bulk_key, bulk_slot)),), plan="bulk"))
+            records.append(brought(3, (), vip=True))
+            expected = 2
+        records.append(brought(2, (signer.issue(Ticket(launch_key, launch_slot)),), plan="launch"))
+        pipeline = r.pipeline()
+        record_sleeps(r, pipeline)
+        report = pipeline.process(records)
+        assert set(report.statuses.values()) == {Status.DELIVERED}
+        assert pipeline.caller.tickets_used == expected

@@ -247,7 +247,7 @@ class TriggerPipeline:
         # calls with a slot brought back first, in slot order: waiting for another call's
         # slot first could make theirs too late to use
         if self._tickets is not None:
-            planned.sort(key=lambda c: self.caller.earliest_ticket(self._quota_key(c)) or math.inf)
+            planned.sort(key=self._ticket_order())
         queue = deque(planned)
         for delivery, reason in refused:  # released with the other claims not delivered
             progress[delivery.record_id].rejected.append(reason)
@@ -380,8 +380,20 @@ class TriggerPipeline:
             else:
                 self.caller.bring(ticket)
 
-    def _quota_key(self, call: PlannedCall) -> str:
-        return quota_key(call.account, self._routes.accounts[call.account], call.route.api)
+    def _ticket_order(self) -> Callable[[PlannedCall], float]:
+        """Sort key of planned calls: each call of a quota key, in planning order, takes the
+        next usable slot brought back for that key; calls with one go first, in slot order,
+        the rest after (in planning order)."""
+        left: dict[str, list[float]] = {}
+
+        def slot(call: PlannedCall) -> float:
+            account = self._routes.accounts[call.account]
+            key = quota_key(call.account, account, call.route.api)
+            if key not in left:
+                left[key] = self.caller.usable_tickets(key, account.limit(call.route.api.quota_api))
+            return left[key].pop(0) if left[key] else math.inf
+
+        return slot
 
     def _ticket_for(self, result: Deferred) -> str | None:
         if result.ticket is None or self._tickets is None:

@@ -156,10 +156,10 @@ class VendorCaller:
         the next call of its quota key uses it instead of reserving."""
         bisect.insort(self._tickets.setdefault(ticket.quota_key, []), ticket.slot_at)
 
-    def earliest_ticket(self, key: str) -> float | None:
-        """The earliest slot brought back for ``key``, if any."""
-        slots = self._tickets.get(key)
-        return slots[0] if slots else None
+    def usable_tickets(self, key: str, limit: Limit) -> list[float]:
+        """The slots brought back for ``key`` that are not yet too late to use, earliest first."""
+        usable_from = self._clock() - limit.lateness_seconds * (1 - LATENESS_KEPT)
+        return [slot for slot in self._tickets.get(key, []) if slot >= usable_from]
 
     def _booked(self, key: str, limit: Limit, budget: float) -> Grant | Deferred | None:
         """The earliest slot brought back for ``key``, if it is still usable (not past the
