@@ -32,14 +32,19 @@ from trigger_relay.stores.tickets import SlotTickets, Ticket
 BACKLOG_SECONDS = 20.0  # other Lambdas hold the slots this far ahead: more than max_wait (10 s)
 
 
+def keep_busy(r: Relay, seconds: float = BACKLOG_SECONDS, index: int = 0) -> None:
+    """Other Lambdas take every slot of route ``index``'s API up to ``seconds`` ahead."""
+    gate, key, limit = gate_and_key(r, index)
+    while isinstance(gate.reserve(key, limit, max_wait=seconds), Grant):
+        pass
+
+
 @contextmanager
 def backlogged(vendor: FakeAltcraft) -> Iterator[Relay]:
     """A relay that books slots, on an API whose next free slot is 20 s away."""
     with relay(bulk_routes("max_hold_seconds: 0", accounts=SLOW_ACCOUNTS), vendor) as r:
         r.tickets = True
-        gate, key, limit = gate_and_key(r)
-        while isinstance(gate.reserve(key, limit, max_wait=BACKLOG_SECONDS), Grant):
-            pass
+        keep_busy(r)
         yield r
 
 
@@ -224,9 +229,7 @@ def test_two_invocations_holding_different_routes_of_the_record_spend_each_slot_
     vendor = FakeAltcraft()
     with relay(TWO_BULK_ROUTES, vendor) as r:
         r.tickets = True
-        gate, key, limit = gate_and_key(r)
-        while isinstance(gate.reserve(key, limit, max_wait=BACKLOG_SECONDS), Grant):
-            pass
+        keep_busy(r)
         timed = Timed(r, vendor)
         r.vendor = timed
         seen = record_parking(monkeypatch)
@@ -291,9 +294,8 @@ def test_a_lock_recorded_while_an_invocation_holds_two_tickets_stops_the_second(
     )
     with relay(launch, vendor) as r:
         r.tickets = True
-        gate, key, limit = gate_and_key(r)
-        while isinstance(gate.reserve(key, limit, max_wait=BACKLOG_SECONDS), Grant):
-            pass
+        keep_busy(r)
+        _, key, limit = gate_and_key(r)
         seen = record_parking(monkeypatch)
         r.send(signup(1))
         r.send(signup(2))
@@ -340,9 +342,7 @@ def test_a_record_in_two_booked_calls_carries_one_ticket_and_another_record_the_
     vendor = FakeAltcraft()
     with relay(TWO_BULK_ROUTES, vendor) as r:
         r.tickets = True
-        gate, key, limit = gate_and_key(r)
-        while isinstance(gate.reserve(key, limit, max_wait=BACKLOG_SECONDS), Grant):
-            pass
+        keep_busy(r)
         seen = record_parking(monkeypatch)
         r.send(signup(1))
         r.send(signup(2))
@@ -355,16 +355,17 @@ def test_a_record_in_two_booked_calls_carries_one_ticket_and_another_record_the_
 
 
 # every signup goes to trigger 7; a VIP's also to trigger 8 (same API, same schedule)
+VIP_BULK = route(
+    "vip-bulk",
+    BULK,
+    "{trigger_id: 8}",
+    match="{type: user.signed_up, fields: {user.vip: true}}",
+    extra="max_hold_seconds: 0",
+)
 VIP_ROUTES = (
     SLOW_ACCOUNTS
     + route("welcome-bulk", BULK, "{trigger_id: 7}", extra="max_hold_seconds: 0")
-    + route(
-        "vip-bulk",
-        BULK,
-        "{trigger_id: 8}",
-        match="{type: user.signed_up, fields: {user.vip: true}}",
-        extra="max_hold_seconds: 0",
-    )
+    + VIP_BULK
 )
 
 
@@ -377,9 +378,7 @@ def test_the_ticket_of_a_booked_call_travels_with_its_records(
     vendor = FakeAltcraft()
     with relay(VIP_ROUTES, vendor) as r:
         r.tickets = True
-        gate, key, limit = gate_and_key(r)
-        while isinstance(gate.reserve(key, limit, max_wait=BACKLOG_SECONDS), Grant):
-            pass
+        keep_busy(r)
         seen = record_parking(monkeypatch)
         r.send(signup(1, vip=True))
         r.send(signup(2))
@@ -397,8 +396,7 @@ def test_the_ticket_of_a_booked_call_travels_with_its_records(
         )
         parked = {p.handling.event_id: (p.retry_at, len(p.handling.tickets)) for _, p in seen}
         # meanwhile other Lambdas keep the schedule a minute deep, as under a backlog
-        while isinstance(gate.reserve(key, limit, max_wait=60), Grant):
-            pass
+        keep_busy(r, 60)
         # A's records due back before A's slot
         r.clock.now = slot_a - BOOKED_LEAD_SECONDS
         due = {e for e, (at, _) in parked.items() if at <= r.clock.now}
@@ -452,12 +450,9 @@ def test_two_tickets_in_one_batch_are_both_used_in_their_slots(
             return vendor(request)
 
         r.vendor = timing
-        bulk_gate, bulk_key, bulk_limit = gate_and_key(r, 0)
-        launch_gate, launch_key, launch_limit = gate_and_key(r, 1)
-        while isinstance(bulk_gate.reserve(bulk_key, bulk_limit, max_wait=20), Grant):
-            pass
-        while isinstance(launch_gate.reserve(launch_key, launch_limit, max_wait=22), Grant):
-            pass
+        bulk_key, launch_key = gate_and_key(r, 0)[1], gate_and_key(r, 1)[1]
+        keep_busy(r, 20)
+        keep_busy(r, 22, index=1)
         seen = record_parking(monkeypatch)
         r.send(signup(1, plan="launch"))
         r.send(signup(2, plan="bulk"))
@@ -474,8 +469,7 @@ def test_two_tickets_in_one_batch_are_both_used_in_their_slots(
         gap = slots[launch_key] - slots[bulk_key]
         assert 0.75 < gap < 7  # the launch slot is later, within the wait of a fresh batch
         # meanwhile other Lambdas keep both schedules a minute deep, as under a backlog
-        while isinstance(bulk_gate.reserve(bulk_key, bulk_limit, max_wait=60), Grant):
-            pass
+        keep_busy(r, 60)
         # both back in one batch before the earlier slot, the launch record first
         r.clock.now = slots[bulk_key] - BOOKED_LEAD_SECONDS
         records = sorted(r.receive_all(), key=lambda x: x.handling.event_id)
@@ -502,15 +496,6 @@ def fill_until(gate: QuotaGate, key: str, limit, at: float) -> float:  # type: i
 
 def brought(n: int, tokens: tuple[str, ...], **user: object) -> InboundRecord:
     return InboundRecord(f"m-{n}", json.dumps(signup(n, **user)), handling=Handling(tickets=tokens))
-
-
-VIP_BULK = route(
-    "bulk-vip",
-    BULK,
-    "{trigger_id: 8}",
-    match="{type: user.signed_up, fields: {user.vip: true}}",
-    extra="max_hold_seconds: 0",
-)
 
 
 @pytest.mark.parametrize("first", ["a stale ticket", "a call of the same API without one"])
