@@ -24,5 +24,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         report = trigger.run([record], context)
         trigger.park_unsent(report, [record])
         return {"status": report.statuses[record.record_id].value}
-    report = trigger.run(trigger.sqs_records(event), context)
+    report = trigger.run(trigger.sqs_records(event), context, messages=len(event["Records"]))
     return report.partial_batch_response()

@@ -529,3 +529,41 @@ def test_a_call_that_will_not_use_a_ticket_does_not_go_first(first: str) -> None
         report = pipeline.process(records)
         assert set(report.statuses.values()) == {Status.DELIVERED}
         assert pipeline.caller.tickets_used == expected
+
+
+@pytest.mark.parametrize(
+    "messages,batch_size,books",
+    [(3, "1000", True), (1000, "1000", False), (1, "1", False), (None, "1000", False)],
+    ids=["partial batch", "full batch", "batch of one", "direct invocation"],
+)
+def test_slots_are_booked_only_when_the_batch_was_not_full(
+    monkeypatch: pytest.MonkeyPatch, messages: int | None, batch_size: str, books: bool
+) -> None:
+    """A full batch says a backlog may be waiting in the queue: records sent back behind it
+    would be polled after their booked slot, and the slot would pass unused."""
+    from tests.conftest import ROOT
+    from trigger_relay.functions import trigger
+
+    env = {
+        "QUOTA_TABLE": "q",
+        "LEDGER_TABLE": "l",
+        "INGEST_QUEUE_URL": "u",
+        "REJECTED_BUCKET": "b",
+        "ROUTES_FILE": str(ROOT / "layers" / "common" / "routes.yaml"),
+        "BATCH_SIZE": batch_size,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    seen: dict[str, bool] = {}
+
+    class Built(Exception):
+        pass
+
+    def build(settings: object, context: object, *, book_ahead: bool = False) -> None:
+        seen["book_ahead"] = book_ahead
+        raise Built
+
+    monkeypatch.setattr(trigger, "build_pipeline", build)
+    with pytest.raises(Built):
+        trigger.run([], None, messages=messages)
+    assert seen["book_ahead"] is books

@@ -58,8 +58,9 @@ class TriggerSettings(_EnvSettings):
     # A record deferred more often, or for longer, is rejected as "deferred too long".
     max_deferrals: int = Field(default=48, ge=1)
     max_deferral_age_seconds: float = Field(default=6 * 3600, gt=0, le=20 * 3600)
-    # The event source mapping's MaximumBatchingWindowInSeconds (0 to 300).
+    # The event source mapping's MaximumBatchingWindowInSeconds (0 to 300) and BatchSize.
     batching_window_seconds: float = Field(default=0, ge=0, le=300)
+    batch_size: int = Field(default=1, ge=1, le=10000)
 
 
 class SyncSettings(_EnvSettings):

@@ -46,7 +46,11 @@ class NotRequeued(RuntimeError):
     take over."""
 
 
-def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> TriggerPipeline:
+def build_pipeline(
+    settings: TriggerSettings, context: LambdaContext | None, *, book_ahead: bool = False
+) -> TriggerPipeline:
+    """``book_ahead``: slots beyond the wait may be booked for records sent back to the queue
+    (see run)."""
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 60.0
     deadline = time.time() + max(1.0, remaining - DEADLINE_RESERVE_SECONDS)
     http = clients.http()
@@ -56,7 +60,7 @@ def build_pipeline(settings: TriggerSettings, context: LambdaContext | None) -> 
         clients.credentials(settings.quota_table),
         deadline=deadline,
         gathering_seconds=settings.batching_window_seconds,
-        book_ahead=True,
+        book_ahead=book_ahead,
     )
     s3 = clients.aws("s3")
     return TriggerPipeline(
@@ -122,9 +126,17 @@ def _seen_by(handling: Handling, now: float) -> Handling:
     return handling
 
 
-def run(records: list[InboundRecord], context: LambdaContext | None) -> BatchReport:
+def run(
+    records: list[InboundRecord], context: LambdaContext | None, *, messages: int | None = None
+) -> BatchReport:
+    """``messages``: how many SQS messages the batch was (None: a direct invocation). Slots are
+    booked only when it was not a full batch: records sent back to wait for a booked slot must
+    be polled again before it, and a full batch says more messages may be waiting ahead of
+    them (SQS hands out a backlog roughly in order; behind thousands of messages a booked
+    slot would pass unused, and the quota with it)."""
     settings = TriggerSettings.from_env()
-    pipeline = build_pipeline(settings, context)
+    book_ahead = messages is not None and messages < settings.batch_size
+    pipeline = build_pipeline(settings, context, book_ahead=book_ahead)
     tickets = clients.slot_tickets(settings.quota_table)
 
     def quota_requests() -> int:  # the schedule's, and reading the tickets' secret
