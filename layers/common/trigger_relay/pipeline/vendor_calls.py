@@ -165,12 +165,9 @@ class VendorCaller:
         """The earliest slot brought back for ``key``, if it is still usable (not past the
         limit's lateness): spent (QuotaGate.spend: once for every Lambda, not while the API is
         locked) if this invocation can wait for it, else handed back to the records."""
-        slots = self._tickets.get(key, [])
-        usable_from = self._clock() - limit.lateness_seconds * (1 - LATENESS_KEPT)
+        slots = self._tickets[key] = self.usable_tickets(key, limit)
         while slots:
             slot = slots.pop(0)
-            if slot < usable_from:
-                continue
             if slot - self._clock() > budget:  # not spent: the records bring it back again
                 return _waiting_for(Ticket(key, slot))
             if self.quota.spend(key, slot):

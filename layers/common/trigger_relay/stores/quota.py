@@ -201,7 +201,7 @@ class QuotaGate:
                 seen = int(item.get("tat", {"N": "0"})["N"])
                 self._tat_seen[key] = seen
                 if locked_until > now:
-                    self._lock_seen[key] = locked_until
+                    self._saw_lock(key, locked_until)
                     return Denial(locked_until / 1000, locked=True)
                 if seen > now + wait_ms:
                     return Denial((seen - wait_ms) / 1000, locked=False)
@@ -221,8 +221,8 @@ class QuotaGate:
         conflicts with an ongoing TransactWriteItems request that includes the same item"
         (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html,
         "Transaction conflict handling"), and every reservation writes the schedule's item."""
-        now = self._clock()
-        if self._lock_seen.get(key, 0) > _ms(now):
+        now = _ms(self._clock())
+        if self._lock_seen.get(key, 0) > now:
             return False
         self.requests += 2
         item = self._client.get_item(
@@ -232,8 +232,8 @@ class QuotaGate:
             ConsistentRead=True,
         ).get("Item", {})
         locked_until = int(item.get("locked_until", {"N": "0"})["N"])
-        if locked_until > _ms(now):
-            self._lock_seen[key] = max(locked_until, self._lock_seen.get(key, 0))
+        if locked_until > now:
+            self._saw_lock(key, locked_until)
             return False
         slot = round(slot_at * 1000)
         try:
@@ -253,7 +253,7 @@ class QuotaGate:
     def record_lock(self, key: str, seconds: float) -> float:
         """Record a lock the vendor reported, for every caller; returns when it ends."""
         until = _ms(self._clock() + seconds)
-        self._lock_seen[key] = max(until, self._lock_seen.get(key, 0))
+        self._saw_lock(key, until)
         with contextlib.suppress(_Refused):  # refused: a later lock end is already recorded
             self._update(
                 key,
@@ -262,6 +262,10 @@ class QuotaGate:
                 {":until": until},
             )
         return until / 1000
+
+    def _saw_lock(self, key: str, until_ms: int) -> None:
+        """Remember a lock end: it only moves forward, so the latest seen is a floor."""
+        self._lock_seen[key] = max(until_ms, self._lock_seen.get(key, 0))
 
     def _update(self, key: str, expression: str, condition: str, values: dict[str, int]) -> int:
         self.requests += 1
