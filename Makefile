@@ -52,7 +52,7 @@ demo: venv
 test: venv $(CHECKOV) $(AUDIT)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/bandit -q -r layers/common/trigger_relay functions
+	$(BIN)/bandit -q -r layers/common/trigger_relay layers/common/build_layer.py functions
 	$(BIN)/mypy
 	.venv-audit/bin/python scripts/audit.py
 	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download

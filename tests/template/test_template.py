@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import shutil
 import subprocess
@@ -73,6 +74,46 @@ def test_sam_build_succeeds(tmp_path: Path) -> None:
         "layer built for the wrong architecture"
     )
     assert (build / "TriggerFunction" / "app.py").exists()
+    assert_compiled_for_lambda(layer)
+
+
+def assert_compiled_for_lambda(layer: Path) -> None:
+    """Every module has the .pyc python3.13 will load from a read-only /opt: its cache tag,
+    hash-based and unchecked (flags 0b01, PEP 552), naming the path Lambda has."""
+    sources = [p for p in layer.rglob("*.py") if "__pycache__" not in p.parts]
+    assert len(sources) > 500, "the layer's dependencies are missing"
+    missing = []
+    for source in sources:
+        cached = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        if not cached.exists():
+            missing.append(str(source.relative_to(layer)))
+            continue
+        header = cached.read_bytes()[:16]
+        assert int.from_bytes(header[4:8], "little") == 0b01, f"{cached}: not unchecked-hash"
+    assert not missing, f"{len(missing)} modules without .pyc, e.g. {missing[:5]}"
+    relay = layer / "trigger_relay" / "pipeline" / "__pycache__" / "relay.cpython-313.pyc"
+    code = marshal.loads(relay.read_bytes()[16:])
+    assert code.co_filename == "/opt/python/trigger_relay/pipeline/relay.py"
+
+
+def test_layer_build_matches_the_template(template: dict[str, Any]) -> None:
+    """The layer's Makefile builds for the architecture the template gives the layer and the
+    functions, and its target is the one `sam build` calls (build-<logical id>)."""
+    layer = template["Resources"]["SharedLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    makefile = (ROOT / layer["Properties"]["ContentUri"] / "Makefile").read_text()
+    assert "build-SharedLayer:" in makefile
+    arch = layer["Metadata"]["BuildArchitecture"]
+    assert f"ARCH ?= {arch}\n" in makefile
+    assert layer["Properties"]["CompatibleArchitectures"] == [arch]
+    # build_layer.py compiles for python3.13, the runtime of the layer and of the functions
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert template["Globals"]["Function"]["Runtime"] == "python3.13"
+    for name, function in resources(template, "AWS::Serverless::Function").items():
+        architectures = function["Properties"].get(
+            "Architectures", template["Globals"]["Function"].get("Architectures")
+        )
+        assert architectures == [arch], name
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
