@@ -2,8 +2,11 @@
 `BuildMethod: makefile`, see Makefile here) and bench/bench_coldstart.py measures its output.
 
 Why not `BuildMethod: python3.13`: that builder unpacks wheels and copies our package without
-compiling any of it, so the layer ships ~650 .py files and not one .pyc. Lambda mounts layers
-under /opt read-only, so Python can't cache what it compiles, and every cold start compiles
+compiling any of it, so the layer ships ~650 .py files and not one .pyc. Lambda loads layers
+into /opt (https://docs.aws.amazon.com/lambda/latest/dg/packaging-layers.html) and gives code
+one writeable directory, /tmp ("Lambda isolation technologies", AWS Lambda security overview:
+https://docs.aws.amazon.com/whitepapers/latest/security-overview-aws-lambda/lambda-isolation-technologies.html),
+so Python can't cache what it compiles under /opt, and every cold start compiles
 pydantic, httpx, Powertools and trigger_relay from source again: bench_coldstart measured the
 first invocation at over 4x `import boto3` that way, and under 2x with this build.
 
