@@ -4,7 +4,8 @@ Measured as Lambda runs it: fresh interpreters without site-packages (`python -S
 boto3 (the runtime's) and the shared layer on the path, and nothing written back (Lambda's
 /opt and /var/task are read-only, so Python can't cache bytecode it compiles there). The
 layer is built by the same layers/common/build_layer.py that `sam build` runs, for this
-machine's architecture. Median of several runs each, interleaved.
+machine's architecture. Every measure is timed once a round, in rounds repeated; a ratio is
+the median of each round's ratio to that round's `import boto3`.
 
 Target: the handler's import plus its first-call setup (the domain package, boto3, the routes
 file: the whole cold start before the first event) <= 1.5x `import boto3`. Reported too: the
@@ -142,9 +143,11 @@ def main() -> None:
                 timings.setdefault(f"{function} first", []).append(time_code(code, cwd, built))
             bare = time_code(FIRST_CALL["trigger"], dirs["trigger"], worlds["bare"])
             timings.setdefault("trigger first, no pyc", []).append(bare)
+    # each round's ratio to the boto3 import timed just before it, then their median: the
+    # machine's slow and fast spells hit both sides of a ratio alike
     ratio = {
-        name: statistics.median(t) / statistics.median(timings["boto3"])
-        for name, t in timings.items()
+        name: statistics.median(t / base for t, base in zip(times, timings["boto3"], strict=True))
+        for name, times in timings.items()
     }
     rows = [Row("import boto3, median ms", round(statistics.median(timings["boto3"]) * 1000, 1))]
     for function in FIRST_CALL:

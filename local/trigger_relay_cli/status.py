@@ -11,7 +11,7 @@ from trigger_relay.pipeline.routes import RoutesFile
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 from trigger_relay.stores.quota import Limit
-from trigger_relay.vendors.registry import DEFAULT_LIMITS
+from trigger_relay.vendors import registry
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _limit(key: str, routes: RoutesFile | None) -> Limit:
     _, account, api = key.split("#", 2)
     if routes is not None and account in routes.accounts:
         return routes.accounts[account].limit(api)
-    return DEFAULT_LIMITS.get(api) or Limit(calls=500, window_seconds=300)
+    return registry.limit(api) or Limit(calls=500, window_seconds=300)
 
 
 def quota_status(

@@ -49,9 +49,10 @@ def test_refused_addresses_say_why_without_quoting_the_address(given: str, why: 
 
 
 def test_every_api_that_takes_an_email_applies_the_rule() -> None:
-    from trigger_relay.pipeline.routes import APIS
+    from trigger_relay.vendors import registry
 
-    takes_email = [api for api in APIS.values() if "email" in api.recipient_model.model_fields]
+    apis = [registry.api(action) for action in registry.actions()]
+    takes_email = [a for a in apis if a and "email" in a.recipient_model.model_fields]
     assert len(takes_email) >= 4
     for api in takes_email:
         recipient = api.recipient_model.model_validate({"email": "Jose@Bücher.de"})

@@ -11,6 +11,9 @@ from __future__ import annotations
 import ast
 import io
 import json
+import os
+import subprocess
+import sys
 import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -168,7 +171,8 @@ def test_an_account_gets_its_own_vendors_data_centre_default_and_no_other(acme: 
 
 
 def test_a_name_action_or_limit_taken_by_a_vendor_cannot_be_registered_again() -> None:
-    zoho = registry.VENDORS["zoho"]
+    zoho = registry.vendor("zoho")
+    assert zoho is not None
     with pytest.raises(ValueError, match="already registered"):
         registry.register(zoho)
     workflow = "zoho_campaigns.workflow_trigger"
@@ -223,7 +227,7 @@ def _code_tokens(path: Path) -> Iterator[tuple[int, str, str]]:
 
 
 def test_generic_code_names_no_vendor() -> None:
-    names = set(registry.VENDORS)
+    names = set(registry.names())
     found = []
     for root in GENERIC:
         top = ROOT / root
@@ -239,3 +243,26 @@ def test_generic_code_names_no_vendor() -> None:
                 if not allowed and any(name in token.lower() for name in names):
                     found.append(f"{relative}:{line}: {token}")
     assert not found, "generic code names a vendor (describe it in vendors/):\n" + "\n".join(found)
+
+
+def test_a_routes_file_loads_only_the_vendors_it_uses() -> None:
+    """A cold start imports the vendor packages its routes file names, not every vendor's:
+    a fresh interpreter validates a Zoho-only file and has imported nothing of Altcraft's.
+    An unknown action still lists every vendor's."""
+    zoho_only = ROOT / "layers" / "common" / "routes.yaml"
+    code = (
+        "import pathlib, sys; from trigger_relay.pipeline.routes import load_routes; "
+        f"load_routes(pathlib.Path({str(zoho_only)!r})); "
+        "print(sorted(m for m in sys.modules if m.startswith('trigger_relay.vendors.')))"
+    )
+    path = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this process's, pytest's
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=path
+    ).stdout
+    assert "trigger_relay.vendors.zoho" in loaded
+    assert "altcraft" not in loaded
+    with pytest.raises(RoutesError, match=r"known: \['altcraft\.bulk_trigger'"):
+        parse_routes(
+            "accounts:\n  z: {vendor: zoho, secret: s}\nroutes:\n"
+            "  - {name: r, match: {type: t}, action: nope, account: z, mapping: {email: e}}\n"
+        )

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from trigger_relay.pipeline.events import InboundEvent
 from trigger_relay.stores.quota import Limit
-from trigger_relay.vendors.registry import APIS, DEFAULT_LIMITS, VENDORS
+from trigger_relay.vendors import registry
 from trigger_relay.vendors.vendor import TriggerApi
 from trigger_relay.vendors.zoho.recipients import ACTIONS as RECIPIENT_ACTIONS
 from trigger_relay.vendors.zoho.recipients import VENDOR_NAME as RECIPIENTS_VENDOR
@@ -69,16 +69,16 @@ class Account(BaseModel):
     @classmethod
     def _vendor_default_data_centre(cls, data: Any) -> Any:
         if isinstance(data, Mapping) and "data_centre" not in data:
-            vendor = VENDORS.get(str(data.get("vendor")))
+            vendor = registry.vendor(str(data.get("vendor")))
             if vendor is not None and vendor.default_data_centre:
                 return {**data, "data_centre": vendor.default_data_centre}
         return data
 
     @model_validator(mode="after")
     def _known_vendor(self) -> Account:
-        vendor = VENDORS.get(self.vendor)
+        vendor = registry.vendor(self.vendor)
         if vendor is None:
-            raise ValueError(f"vendor must be one of {sorted(VENDORS)}, not {self.vendor!r}")
+            raise ValueError(f"vendor must be one of {registry.names()}, not {self.vendor!r}")
         why = vendor.check_account(self.data_centre)
         if why is not None:
             raise ValueError(why)
@@ -88,7 +88,10 @@ class Account(BaseModel):
 
     def limit(self, quota_api: str) -> Limit:
         """The limit of a quota (an API's ``quota_api``: its action, unless it shares one)."""
-        return self.limits.get(quota_api) or DEFAULT_LIMITS[quota_api]
+        found = self.limits.get(quota_api) or registry.limit(quota_api)
+        if found is None:
+            raise KeyError(quota_api)
+        return found
 
 
 class Match(BaseModel):
@@ -192,9 +195,9 @@ class Route(BaseModel):
 
     @model_validator(mode="after")
     def _check_action(self) -> Route:
-        api = APIS.get(self.action)
+        api = registry.api(self.action)
         if api is None:
-            raise ValueError(f"unknown action {self.action!r}; known: {sorted(APIS)}")
+            raise ValueError(f"unknown action {self.action!r}; known: {registry.actions()}")
         for where, value in _strings(self.params, "params"):
             if _PLACEHOLDER.fullmatch(value.strip()):
                 raise ValueError(
@@ -218,7 +221,10 @@ class Route(BaseModel):
 
     @cached_property
     def api(self) -> TriggerApi:
-        return APIS[self.action]
+        found = registry.api(self.action)
+        if found is None:  # validated: every route's action has an API
+            raise KeyError(self.action)
+        return found
 
     @property
     def repeat_safe(self) -> bool:

@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from trigger_relay.pipeline.routes import Account
-from trigger_relay.vendors.registry import VENDORS
-from trigger_relay.vendors.vendor import AccessToken, TokenError, TokenGrant
+from trigger_relay.vendors import registry
+from trigger_relay.vendors.vendor import AccessToken, TokenError, TokenGrant, Vendor
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -181,8 +181,15 @@ class MintedTokens:
         return grant.parse(self._http.send(request), self._clock())
 
 
+def _vendor(account: Account) -> Vendor:
+    found = registry.vendor(account.vendor)
+    if found is None:  # a validated account names a vendor
+        raise KeyError(account.vendor)
+    return found
+
+
 def _grant(account: Account) -> TokenGrant:
-    grant = VENDORS[account.vendor].grant
+    grant = _vendor(account).grant
     if grant is None:
         raise TokenError(f"{account.vendor} accounts carry their secret's token, none is minted")
     return grant
@@ -223,9 +230,9 @@ class Credentials:
 
     def token(self, account_name: str, account: Account, deadline: float | None = None) -> str:
         try:
-            if VENDORS[account.vendor].grant is not None:
+            if _vendor(account).grant is not None:
                 return self._minted.get(account_name, account, deadline)
-            field = VENDORS[account.vendor].token_field
+            field = _vendor(account).token_field
             token = self._secrets(account.secret).get(field)
             if not isinstance(token, str) or not token:
                 raise CredentialsError(f"secret {account.secret} holds no {field!r}")
@@ -234,5 +241,5 @@ class Credentials:
             raise CredentialsError(_safe_reason(exc, account.secret)) from None
 
     def invalidate(self, account_name: str, account: Account) -> None:
-        if VENDORS[account.vendor].grant is not None:
+        if _vendor(account).grant is not None:
             self._minted.invalidate(account_name)

@@ -1,8 +1,11 @@
 """Every vendor, found in its package under ``vendors/``, and every trigger API by the action
 name the routes file uses, with its documented limit.
 
-A vendor package exports ``VENDOR``; nothing here names one. ``register`` adds a vendor that
-lives elsewhere (a test, an extension) to the same tables.
+A vendor package exports ``VENDOR`` (named as the package); nothing here names one. Packages
+are imported when first asked for: a routes file that uses one vendor doesn't pay the others'
+import on a cold start (Altcraft's models cost ~13 ms, bench/bench_coldstart.py). The tables
+below hold what is loaded so far; ask through ``vendor``, ``api``, ``limit`` and ``names``.
+``register`` adds a vendor that lives elsewhere (a test, an extension) to the same tables.
 """
 
 from __future__ import annotations
@@ -44,16 +47,54 @@ def unregister(name: str) -> None:
         DEFAULT_LIMITS.pop(key, None)
 
 
-def _discover() -> None:
-    for info in sorted(pkgutil.iter_modules(vendors.__path__), key=lambda i: i.name):
-        if info.ispkg:
-            package = importlib.import_module(f"{vendors.__name__}.{info.name}")
-            found = getattr(package, "VENDOR", None)
-            if not isinstance(found, Vendor):
-                raise ImportError(
-                    f"{package.__name__} is a package in vendors/ without a VENDOR = Vendor(...)"
-                )
-            register(found)
+def _packages() -> list[str]:
+    """The vendor packages under vendors/, by name, without importing them."""
+    return sorted(i.name for i in pkgutil.iter_modules(vendors.__path__) if i.ispkg)
 
 
-_discover()
+def _load(name: str) -> None:
+    package = importlib.import_module(f"{vendors.__name__}.{name}")
+    found = getattr(package, "VENDOR", None)
+    if not isinstance(found, Vendor) or found.name != name:
+        raise ImportError(
+            f"{package.__name__} is a package in vendors/ without a VENDOR = Vendor(name={name!r})"
+        )
+    if name not in VENDORS:
+        register(found)
+
+
+def vendor(name: str) -> Vendor | None:
+    """The vendor of that name, its package imported on first use; None if there is none."""
+    if name not in VENDORS and name in _packages():
+        _load(name)
+    return VENDORS.get(name)
+
+
+def load_all() -> None:
+    for name in _packages():
+        vendor(name)
+
+
+def names() -> list[str]:
+    load_all()
+    return sorted(VENDORS)
+
+
+def api(action: str) -> TriggerApi | None:
+    """The trigger API of a routes file's action; every package is loaded to look for one that
+    isn't loaded yet."""
+    if action not in APIS:
+        load_all()
+    return APIS.get(action)
+
+
+def actions() -> list[str]:
+    load_all()
+    return sorted(APIS)
+
+
+def limit(quota_api: str) -> Limit | None:
+    """A quota API's documented limit, or None for one no vendor has."""
+    if quota_api not in DEFAULT_LIMITS:
+        load_all()
+    return DEFAULT_LIMITS.get(quota_api)
