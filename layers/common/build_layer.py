@@ -21,7 +21,10 @@ Here, for the Lambda runtime's Python and architecture:
    edits in place: a changed source means a new build. Code objects name /opt/python/... so
    tracebacks show the paths Lambda has.
 
-Usage: python3.13 build_layer.py ARTIFACTS_DIR [--arch arm64|x86_64|host]
+Every requirement must publish a wheel for the runtime (pip builds no source-only package for
+another platform); a build without a .pyc for every module fails.
+
+Usage: python3.13 -I build_layer.py ARTIFACTS_DIR [--arch arm64|x86_64|host]
 Runs on the standard library alone (it is the build, before anything is installed).
 """
 
@@ -64,7 +67,14 @@ def build(artifacts: Path, arch: str) -> Path:
         pip += ["--implementation", "cp", "--python-version", "{}.{}".format(*RUNTIME)]
         for tag in MANYLINUX:
             pip += ["--platform", f"{tag}_{machine}"]
-    subprocess.run(pip, check=True)  # noqa: S603  # nosec B603 - a fixed command line
+    try:
+        subprocess.run(pip, check=True)  # noqa: S603  # nosec B603 - a fixed command line
+    except subprocess.CalledProcessError:
+        raise SystemExit(
+            f"pip could not install requirements.txt for Lambda ({arch}, python3.13); every "
+            "requirement must publish a wheel for it (pip builds no source-only package for "
+            "another platform)"
+        ) from None
     shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: nothing runs them
     shutil.copytree(HERE / "trigger_relay", target / "trigger_relay", ignore=CACHES)
     shutil.copy2(HERE / "routes.yaml", target / "routes.yaml")
@@ -72,21 +82,41 @@ def build(artifacts: Path, arch: str) -> Path:
         target,
         quiet=1,
         workers=0,
+        optimize=0,  # Lambda runs python without -O: it reads <module>.cpython-313.pyc
         stripdir=str(artifacts),
         prependdir=LAYER_ROOT,
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
     )
-    if not compiled:
-        raise SystemExit("compiling the layer failed")
+    missing = uncompiled(target)
+    if not compiled or missing:
+        raise SystemExit(
+            f"compiling the layer failed: {len(missing)} modules without their .pyc, e.g. "
+            f"{missing[:3]} (is sys.pycache_prefix set? {sys.pycache_prefix})"
+        )
     return target
+
+
+def uncompiled(target: Path) -> list[str]:
+    """Modules without the .pyc python3.13 looks for beside them: it must be there, not under
+    a pycache prefix, and hash-based unchecked (PEP 552 flags 0b01)."""
+    missing = []
+    for source in target.rglob("*.py"):
+        tag = sys.implementation.cache_tag  # cpython-313
+        cached = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        header = cached.read_bytes()[:8] if cached.exists() else b""
+        if header[4:8] != b"\x01\0\0\0":
+            missing.append(str(source.relative_to(target)))
+    return sorted(missing)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("artifacts", type=Path)
+    parser.add_argument("artifacts")
     parser.add_argument("--arch", choices=[*MACHINES, "host"], default="arm64")
     args = parser.parse_args()
-    build(args.artifacts.resolve(), args.arch)
+    if not args.artifacts.strip():
+        parser.error("ARTIFACTS_DIR is empty: `sam build` gives one (python/ in it is replaced)")
+    build(Path(args.artifacts).resolve(), args.arch)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -94,6 +95,26 @@ def assert_compiled_for_lambda(layer: Path) -> None:
     relay = layer / "trigger_relay" / "pipeline" / "__pycache__" / "relay.cpython-313.pyc"
     code = marshal.loads(relay.read_bytes()[16:])
     assert code.co_filename == "/opt/python/trigger_relay/pipeline/relay.py"
+
+
+def test_the_layer_build_refuses_modules_lambda_would_compile(tmp_path: Path) -> None:
+    """build_layer.py's last check: a module without a .pyc, or with one python would check
+    against its source's mtime (which the zip and Lambda's unpacking don't keep), is named."""
+    sys.path.insert(0, str(ROOT / "layers" / "common"))
+    try:
+        from build_layer import uncompiled
+    finally:
+        sys.path.remove(str(ROOT / "layers" / "common"))
+    for name in ("fine", "timestamped", "bare"):
+        (tmp_path / f"{name}.py").write_text("x = 1\n")
+    modes = {"fine": "UNCHECKED_HASH", "timestamped": "TIMESTAMP"}
+    for name, mode in modes.items():
+        py_compile.compile(
+            str(tmp_path / f"{name}.py"),
+            cfile=str(tmp_path / "__pycache__" / f"{name}.{sys.implementation.cache_tag}.pyc"),
+            invalidation_mode=py_compile.PycInvalidationMode[mode],
+        )
+    assert uncompiled(tmp_path) == ["bare.py", "timestamped.py"]
 
 
 def test_layer_build_matches_the_template(template: dict[str, Any]) -> None:

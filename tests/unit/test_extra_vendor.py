@@ -261,6 +261,16 @@ def test_a_routes_file_loads_only_the_vendors_it_uses() -> None:
     ).stdout
     assert "trigger_relay.vendors.zoho" in loaded
     assert "altcraft" not in loaded
+    # what a package not imported yet owns is taken all the same
+    poach = (
+        "from trigger_relay.vendors import registry, vendor; from trigger_relay.stores.quota "
+        "import Limit; registry.register(vendor.Vendor(name='poacher', apis=(), limits="
+        "{'altcraft.bulk_trigger': Limit(calls=2, window_seconds=60)}))"
+    )
+    refused = subprocess.run(
+        [sys.executable, "-c", poach], capture_output=True, text=True, check=False, env=path
+    )
+    assert "already registered: ['altcraft.bulk_trigger']" in refused.stderr
     with pytest.raises(RoutesError, match=r"known: \['altcraft\.bulk_trigger'"):
         parse_routes(
             "accounts:\n  z: {vendor: zoho, secret: s}\nroutes:\n"

@@ -2,9 +2,10 @@
 name the routes file uses, with its documented limit.
 
 A vendor package exports ``VENDOR`` (named as the package); nothing here names one. Packages
-are imported when first asked for: a routes file that uses one vendor doesn't pay the others'
-import on a cold start (Altcraft's models cost ~13 ms, bench/bench_coldstart.py). The tables
-below hold what is loaded so far; ask through ``vendor``, ``api``, ``limit`` and ``names``.
+are imported when first asked for, so a cold start imports the vendors its routes file names:
+a Zoho-only file doesn't import Altcraft's package (bench/bench_coldstart.py measures what that
+saves). Zoho's is always imported: the recipients sync is built on its API (routes.py). The
+tables below hold what is loaded so far; ask through ``vendor``, ``api``, ``limit``, ``names``.
 ``register`` adds a vendor that lives elsewhere (a test, an extension) to the same tables.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 
 from trigger_relay import vendors
 from trigger_relay.stores.quota import Limit
@@ -20,10 +22,19 @@ from trigger_relay.vendors.vendor import TriggerApi, Vendor
 VENDORS: dict[str, Vendor] = {}
 APIS: dict[str, TriggerApi] = {}
 DEFAULT_LIMITS: dict[str, Limit] = {}
+# first loads and registrations one at a time: two threads asking for a vendor load it once
+_LOCK = threading.RLock()
 
 
 def register(vendor: Vendor) -> None:
-    """Add a vendor, its APIs and its limits. A name, action or limit already taken is refused."""
+    """Add a vendor, its APIs and its limits. A name, action or limit already taken, by a
+    vendor registered or by a package not yet imported, is refused."""
+    with _LOCK:
+        load_all()
+        _register(vendor)
+
+
+def _register(vendor: Vendor) -> None:
     taken = (
         ({vendor.name} & VENDORS.keys())
         | ({a.action for a in vendor.apis} & APIS.keys())
@@ -60,19 +71,22 @@ def _load(name: str) -> None:
             f"{package.__name__} is a package in vendors/ without a VENDOR = Vendor(name={name!r})"
         )
     if name not in VENDORS:
-        register(found)
+        _register(found)
 
 
 def vendor(name: str) -> Vendor | None:
     """The vendor of that name, its package imported on first use; None if there is none."""
-    if name not in VENDORS and name in _packages():
-        _load(name)
+    if name not in VENDORS:
+        with _LOCK:
+            if name not in VENDORS and name in _packages():
+                _load(name)
     return VENDORS.get(name)
 
 
 def load_all() -> None:
-    for name in _packages():
-        vendor(name)
+    with _LOCK:
+        for name in _packages():
+            vendor(name)
 
 
 def names() -> list[str]:
