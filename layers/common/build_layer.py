@@ -8,7 +8,7 @@ one writeable directory, /tmp ("Lambda isolation technologies", AWS Lambda secur
 https://docs.aws.amazon.com/whitepapers/latest/security-overview-aws-lambda/lambda-isolation-technologies.html),
 so Python can't cache what it compiles under /opt, and every cold start compiles
 pydantic, httpx, Powertools and trigger_relay from source again: bench_coldstart measured the
-first invocation at over 4x `import boto3` that way, and under 2x with this build.
+first invocation at 3.8-4.1x `import boto3` that way, and 1.8-2.0x with this build.
 
 Here, for the Lambda runtime's Python and architecture:
 1. pip installs requirements.txt into python/, wheels only, for manylinux up to glibc 2.34
