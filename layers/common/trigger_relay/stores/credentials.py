@@ -230,9 +230,10 @@ class Credentials:
 
     def token(self, account_name: str, account: Account, deadline: float | None = None) -> str:
         try:
-            if _vendor(account).grant is not None:
+            vendor = _vendor(account)
+            if vendor.grant is not None:
                 return self._minted.get(account_name, account, deadline)
-            field = _vendor(account).token_field
+            field = vendor.token_field
             token = self._secrets(account.secret).get(field)
             if not isinstance(token, str) or not token:
                 raise CredentialsError(f"secret {account.secret} holds no {field!r}")

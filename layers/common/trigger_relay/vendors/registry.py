@@ -70,8 +70,7 @@ def _load(name: str) -> None:
         raise ImportError(
             f"{package.__name__} is a package in vendors/ without a VENDOR = Vendor(name={name!r})"
         )
-    if name not in VENDORS:
-        _register(found)
+    _register(found)
 
 
 def vendor(name: str) -> Vendor | None:
